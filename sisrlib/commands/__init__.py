@@ -1,0 +1,1 @@
+"""Subcommands of the ``sisr`` command line (see ``sisrlib.cli``)."""

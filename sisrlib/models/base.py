@@ -1,0 +1,66 @@
+"""The interface every super-resolution network implements."""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+from torch import nn
+
+
+class SRModel(nn.Module, abc.ABC):
+    """A super-resolution network: ``[B, C_in, h, w]`` → ``[B, C_out, h·factor, w·factor]``.
+
+    Works in standardised units (the caller standardises inputs and un-standardises outputs).
+    ``margin`` is the number of **output** pixels on every side of a prediction that depend on the
+    padding of the input (its receptive field): they are cropped before losses, metrics and tiling.
+    """
+
+    @property
+    @abc.abstractmethod
+    def factor(self) -> float:
+        """Upsampling factor (output pixel size = input pixel size / factor)."""
+
+    @property
+    @abc.abstractmethod
+    def margin(self) -> int:
+        """Prediction margin, in output pixels."""
+
+    @property
+    @abc.abstractmethod
+    def in_bands(self) -> int:
+        """Number of input channels."""
+
+    @property
+    @abc.abstractmethod
+    def out_bands(self) -> int:
+        """Number of output channels."""
+
+    @property
+    def receptive_field(self) -> int:
+        """Exact number of output pixels, on every side, that depend on the input padding (output px).
+
+        A prediction cropped by ``receptive_field`` equals the prediction of the same network on any larger
+        image. It equals ``margin`` unless a model keeps the reference's (smaller) margin convention for
+        paper comparability (see ``ESRGANGenerator``).
+        """
+        return self.margin
+
+    def check_input(self, x: torch.Tensor, name: str = "x", bands: int | None = None) -> None:
+        """Raise a ValueError naming ``name`` unless ``x`` is a floating ``[B, bands, H, W]`` tensor
+        (``bands`` defaults to ``in_bands``). Skipped while tracing/compiling (export sees static shapes)."""
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return
+        expected = self.in_bands if bands is None else bands
+        if x.dim() != 4 or x.shape[1] != expected or not x.is_floating_point():
+            raise ValueError(
+                f"{type(self).__name__}: {name} must be a floating [B, {expected}, H, W] tensor of standardised "
+                f"values, got shape {tuple(x.shape)} and dtype {x.dtype}"
+            )
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Output ``(H, W)`` for an input of ``(height, width)`` pixels."""
+        return int(round(height * self.factor)), int(round(width * self.factor))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,194 @@
+"""Typed run parameters: nested dataclasses loaded from YAML with strict validation.
+
+One YAML file describes one run (``params/<profile>/<name>.yaml``); the same file drives the CLI
+(``sisr train PARAMS``) and the notebooks (papermill ``-f``). Every section is a dataclass owned by the module
+that uses it; this module only knows how to build dataclasses from mappings:
+
+* an unknown or misspelt key is an error naming the file, the dotted key and the valid keys;
+* a value of the wrong type is an error naming the key, the expected type and the value found;
+* strings may reference environment variables as ``${NAME}`` (an unset variable is an error naming it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+T = TypeVar("T")
+
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ParamsError(ValueError):
+    """A params file or mapping does not match its dataclass."""
+
+
+def expand_env(value: str, where: str) -> str:
+    """Replace ``${NAME}`` by the environment variable ``NAME``; an unset one is a ParamsError."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ or not os.environ[name]:
+            raise ParamsError(
+                f"{where}: environment variable {name} is not set (the value {value!r} needs it); "
+                f"export {name}=/path/to/... before running"
+            )
+        return os.environ[name]
+
+    return _ENV_PATTERN.sub(substitute, value)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Check/convert ``value`` to the annotated type ``tp``."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ParamsError(f"{where}: a value is required (expected {_type_name(tp)}), got null")
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, where)
+            except ParamsError as exc:
+                errors.append(str(exc))
+        raise ParamsError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise ParamsError(f"{where}: expected one of {list(allowed)}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ParamsError(f"{where}: expected a list, got {value!r}")
+        args = get_args(tp)
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if origin is tuple and args:
+            if len(args) != len(value):
+                raise ParamsError(f"{where}: expected {len(args)} values, got {len(value)}: {value!r}")
+            return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value, strict=True)))
+        inner = args[0] if args else Any
+        items = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ParamsError(f"{where}: expected a mapping, got {value!r}")
+        kt, vt = get_args(tp) or (Any, Any)
+        return {_convert(k, kt, where): _convert(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        return from_mapping(tp, value, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ParamsError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ParamsError(f"{where}: expected a string, got {value!r}")
+        return expand_env(value, where)
+    if tp is Path:
+        if not isinstance(value, str | Path):
+            raise ParamsError(f"{where}: expected a path, got {value!r}")
+        return Path(expand_env(str(value), where))
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise ParamsError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def from_mapping(cls: type[T], data: Any, where: str = "params") -> T:
+    """Build the dataclass ``cls`` from a mapping, strictly (see the module docstring)."""
+    if not (dataclasses.is_dataclass(cls) and isinstance(cls, type)):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ParamsError(f"{where}: expected a mapping of {cls.__name__} keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise ParamsError(
+            f"{where}: unknown key(s) {', '.join(repr(str(k)) for k in unknown)}; valid keys are: "
+            f"{', '.join(sorted(fields))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}"
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], key)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ParamsError(f"{where}: missing required key {name!r} ({_type_name(hints[name])})")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, ParamsError):
+            raise
+        raise ParamsError(f"{where}: {exc}") from exc
+
+
+def to_mapping(obj: Any) -> Any:
+    """Plain YAML-ready data (dicts, lists, scalars) from a dataclass tree."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_mapping(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [to_mapping(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_mapping(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with a clear error for a missing, unreadable or non-mapping file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ParamsError(f"params file {p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"params file {p} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"params file {p}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load(cls: type[T], path: str | Path, overrides: Mapping[str, Any] | None = None) -> T:
+    """Load ``cls`` from a YAML file; ``overrides`` (dotted keys) replace values before validation."""
+    data = read_yaml(path)
+    for dotted, value in (overrides or {}).items():
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return from_mapping(cls, data, where=str(path))
