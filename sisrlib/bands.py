@@ -2,7 +2,8 @@
 
 Units used throughout the library:
 
-* **DN**: digital numbers, surface reflectance × 10000 (what the datasets store and what the ONNX models take);
+* **DN**: digital numbers, surface reflectance × 10000 (what the datasets store and what the ONNX
+  models take);
 * **reflectance**: DN / 10000, in [0, 1] (what the reference calls "millirefl" by mistake);
 * **standardised**: (reflectance − mean_b) / std_b, band by band, with the statistics below.
 """
@@ -65,7 +66,9 @@ def validate_bands(bands: Sequence[str], where: str = "bands") -> tuple[str, ...
     """Return ``bands`` as a tuple, raising a ValueError naming ``where`` if a name is unknown."""
     unknown = [b for b in bands if b not in BAND_RESOLUTION_M]
     if unknown:
-        raise ValueError(f"{where}: unknown Sentinel-2 band name(s) {unknown}; valid names are {list(ALL_BANDS)}")
+        raise ValueError(
+            f"{where}: unknown Sentinel-2 band name(s) {unknown}; valid names are {list(ALL_BANDS)}"
+        )
     if len(set(bands)) != len(bands):
         raise ValueError(f"{where}: duplicated band names in {list(bands)}")
     return tuple(bands)
@@ -78,7 +81,9 @@ def match_bands(available: Sequence[str], wanted: Sequence[str], where: str = "b
     """
     missing = [b for b in wanted if b not in available]
     if missing:
-        raise ValueError(f"{where}: band(s) {missing} are not available; available bands are {list(available)}")
+        raise ValueError(
+            f"{where}: band(s) {missing} are not available; available bands are {list(available)}"
+        )
     return [list(available).index(b) for b in wanted]
 
 
@@ -93,7 +98,8 @@ class Standardisation:
     def __post_init__(self) -> None:
         if not len(self.bands) == len(self.mean) == len(self.std):
             raise ValueError(
-                f"standardisation: {len(self.bands)} bands but {len(self.mean)} means and {len(self.std)} stds"
+                f"standardisation: {len(self.bands)} bands but {len(self.mean)} means and "
+                f"{len(self.std)} stds"
             )
         if any(s <= 0 for s in self.std):
             raise ValueError(f"standardisation: every std must be > 0, got {self.std}")
@@ -101,7 +107,9 @@ class Standardisation:
     def select(self, bands: Sequence[str]) -> Standardisation:
         """The statistics of ``bands``, matched by name."""
         idx = match_bands(self.bands, bands, where="standardisation")
-        return Standardisation(tuple(bands), tuple(self.mean[i] for i in idx), tuple(self.std[i] for i in idx))
+        return Standardisation(
+            tuple(bands), tuple(self.mean[i] for i in idx), tuple(self.std[i] for i in idx)
+        )
 
     def tensors(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and std as ``[1, C, 1, 1]`` tensors on the device and dtype of ``like``."""
@@ -131,7 +139,9 @@ STANDARDISATION: dict[str, Standardisation] = {
     "sen2venusx4": Standardisation(BANDS_20M, _EVOLAND_MEAN[4:8], _EVOLAND_STD[4:8]),
     # [QUIRK] the reference's sen2venusx4 file holds the entries of B7, B8A, B11, B12 under B5..B8A.
     "sen2venusx4-reference": Standardisation(BANDS_20M, _EVOLAND_MEAN[6:10], _EVOLAND_STD[6:10]),
-    "worldstrat": Standardisation(BANDS_10M, (0.1072, 0.1367, 0.1559, 0.2781), (0.1442, 0.1412, 0.1514, 0.1341)),
+    "worldstrat": Standardisation(
+        BANDS_10M, (0.1072, 0.1367, 0.1559, 0.2781), (0.1442, 0.1412, 0.1514, 0.1341)
+    ),
 }
 
 StandardisationName = Literal["evoland", "sen2venusx2", "sen2venusx4", "sen2venusx4-reference", "worldstrat"]

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 def psf_sigma(mtf_res: float, mtf: float, res: float = 1.0) -> float:
     """Standard deviation (in units of ``res``) of the Gaussian PSF whose MTF equals ``mtf`` at the Nyquist
-    frequency of a grid of pixel size ``mtf_res`` (spec §2.5): σ = √(−ln mtf / 2) / (π f_c), f_c = 0.5 / mtf_res.
-    """
+    frequency of a grid of pixel size ``mtf_res`` (spec §2.5): σ = √(−ln mtf / 2) / (π f_c), f_c = 0.5 /
+    mtf_res."""
     if not 0.0 < mtf < 1.0:
         raise ValueError(f"mtf must lie in (0, 1), got {mtf}")
     if mtf_res <= 0 or res <= 0:
@@ -71,7 +71,9 @@ def depthwise_filter(x: torch.Tensor, kernel: torch.Tensor, padding_mode: str = 
     return F.conv2d(padded, weight, groups=channels)
 
 
-def blur(x: torch.Tensor, mtf: float, half_width: int | None = None, padding_mode: str = "reflect") -> torch.Tensor:
+def blur(
+    x: torch.Tensor, mtf: float, half_width: int | None = None, padding_mode: str = "reflect"
+) -> torch.Tensor:
     """Same-grid Gaussian blur whose MTF at this grid's Nyquist is ``mtf`` (σ = √(−2 ln mtf)/π px).
 
     ``[B, C, H, W]`` → ``[B, C, H, W]``. Used by the metrics benchmark (spec §6.7, where the reference used a
@@ -107,7 +109,7 @@ def mtf_downscale(
     if min(out_size) < 1:
         raise ValueError(f"cannot downscale a {tuple(x.shape[-2:])} image by {factor}")
     if mtf is None:
-        f = int(round(factor))
+        f = round(factor)
         if abs(f - factor) > 1e-9:
             raise ValueError(f"area downscaling needs an integer factor, got {factor}")
         return F.avg_pool2d(x[..., : out_size[0] * f, : out_size[1] * f], f)
@@ -118,9 +120,9 @@ def mtf_downscale(
 
 
 def upsample(x: torch.Tensor, factor: float, mode: str = "bicubic") -> torch.Tensor:
-    """Interpolate ``[B, C, h, w]`` to ``[B, C, h·f, w·f]`` (align_corners False, the pixel-centre convention)."""
+    """Interpolate ``[B, C, h, w]`` to ``[B, C, h·f, w·f]`` (align_corners False: pixel-centre convention)."""
     _check_4d(x)
-    size = (int(round(x.shape[-2] * factor)), int(round(x.shape[-1] * factor)))
+    size = (round(x.shape[-2] * factor), round(x.shape[-1] * factor))
     if mode == "nearest":
         return F.interpolate(x, size=size, mode=mode)
     return F.interpolate(x, size=size, mode=mode, align_corners=False)
@@ -139,13 +141,15 @@ def high_pass(x: torch.Tensor, factor: int, mtf: float = 0.1, half_width: int | 
 def add_noise(
     x: torch.Tensor, noise_std: float | torch.Tensor | None, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Add white Gaussian noise of standard deviation ``noise_std`` (a float or a ``[C]`` tensor, same unit as x)."""
+    """Add white Gaussian noise of std ``noise_std`` (a float or a ``[C]`` tensor, in the unit of ``x``)."""
     if noise_std is None:
         return x
     std = torch.as_tensor(noise_std, device=x.device, dtype=x.dtype)
     if std.dim() == 1:
         std = std.view(1, -1, 1, 1)
-    noise = torch.randn(x.shape, generator=generator, device=x.device if generator is None else generator.device)
+    noise = torch.randn(
+        x.shape, generator=generator, device=x.device if generator is None else generator.device
+    )
     return x + noise.to(device=x.device, dtype=x.dtype) * std
 
 
@@ -182,9 +186,9 @@ def wald_degrade(
 
     ``bands_10m`` ``[B, 4, H, W]`` (10 m), ``bands_20m`` ``[B, K, H/2, W/2]`` (20 m, K = 4 or 6).
     Returns ``(target [B, 4 + K, H/2, W/2]`` (10 m bands ↓2 then the 20 m bands, at 20 m),
-    ``hr_input [B, 4, H/4, W/4]`` (40 m), ``lr_input [B, K, H/8, W/8]`` (80 m)``)``. With ``pad_to_input_size``
-    every output is mirror-tiled to twice its size first (the reference's ``flip_concat``).
-    """
+    ``hr_input [B, 4, H/4, W/4]`` (40 m), ``lr_input [B, K, H/8, W/8]`` (80 m)``)``. With
+    ``pad_to_input_size`` every output is mirror-tiled to twice its size first (the reference's
+    ``flip_concat``)."""
     _check_4d(bands_10m, "bands_10m")
     _check_4d(bands_20m, "bands_20m")
     if bands_10m.shape[-1] != 2 * bands_20m.shape[-1] or bands_10m.shape[-2] != 2 * bands_20m.shape[-2]:

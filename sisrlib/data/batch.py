@@ -11,12 +11,14 @@ import torch
 class Batch:
     """One batch of cross-sensor pairs, in DN (reflectance × 10000, float32) as read from disk.
 
-    * ``inputs`` ``[B, C, h, w]``: the real LR sensor (Sentinel-2), bands ``input_bands`` at ``input_resolution_m``.
-    * ``target`` ``[B, C_t, H, W]``: the HR sensor (Venµs, SPOT, or the embedded HR), bands ``target_bands`` at
-      ``target_resolution_m``; ``H = h · factor``.
+    * ``inputs`` ``[B, C, h, w]``: the real LR sensor (Sentinel-2), bands ``input_bands`` at
+      ``input_resolution_m``.
+    * ``target`` ``[B, C_t, H, W]``: the HR sensor (Venµs, SPOT, or the embedded HR), bands ``target_bands``
+      at ``target_resolution_m``; ``H = h · factor`` (WorldStrat targets stay in SPOT's units).
     * ``lr_inputs`` ``[B, K, h/2, w/2]``: optional 20 m bands when 10 m and 20 m are loaded together.
-    * ``true_flow`` ``[B, 2, h, w]``: on embedded (simulated) sites only, the flow in **input (LR) pixels** such that
-      ``warp(simulated_lr(target), true_flow)`` matches the geometry of ``inputs`` (registration convention).
+    * ``true_flow`` ``[B, 2, h, w]``: on embedded (simulated) sites only, the flow in **input (LR) pixels**
+      such that ``warp(simulated_lr(target), true_flow)`` matches the geometry of ``inputs`` (registration
+      convention).
     * ``true_radiometry`` ``[B, C, h, w]``: on embedded sites only, the radiometric field in DN added to the
       simulated LR (so ``inputs ≈ warp(sim, true_flow) + true_radiometry``, plus noise).
     """
