@@ -54,13 +54,13 @@ class SRModel(nn.Module, abc.ABC):
         expected = self.in_bands if bands is None else bands
         if x.dim() != 4 or x.shape[1] != expected or not x.is_floating_point():
             raise ValueError(
-                f"{type(self).__name__}: {name} must be a floating [B, {expected}, H, W] tensor of standardised "
-                f"values, got shape {tuple(x.shape)} and dtype {x.dtype}"
+                f"{type(self).__name__}: {name} must be a floating [B, {expected}, H, W] tensor of "
+                f"standardised values, got shape {tuple(x.shape)} and dtype {x.dtype}"
             )
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """Output ``(H, W)`` for an input of ``(height, width)`` pixels."""
-        return int(round(height * self.factor)), int(round(width * self.factor))
+        return round(height * self.factor), round(width * self.factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

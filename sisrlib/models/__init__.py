@@ -1,0 +1,142 @@
+"""Super-resolution networks (generators), discriminators and their factories.
+
+Every generator is an ``SRModel`` working on standardised ``[B, C, H, W]`` tensors and reporting ``factor``,
+``margin`` (output px), ``receptive_field`` (output px), ``in_bands`` and ``out_bands``.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from sisrlib.models.base import SRModel
+from sisrlib.models.bicubic import BicubicInterpolation
+from sisrlib.models.carn import CARN, CascadingBlock, EResBlock
+from sisrlib.models.discriminators import Discriminator, UNetDiscriminatorSN
+from sisrlib.models.esrgan import RRDB, ESRGANGenerator, ResidualDenseBlock
+from sisrlib.models.joint import JointSuperResolution
+from sisrlib.models.params import DiscriminatorParams, ModelParams
+
+__all__ = [
+    "CARN",
+    "RRDB",
+    "BicubicInterpolation",
+    "CascadingBlock",
+    "Discriminator",
+    "DiscriminatorParams",
+    "EResBlock",
+    "ESRGANGenerator",
+    "JointSuperResolution",
+    "ModelParams",
+    "ResidualDenseBlock",
+    "SRModel",
+    "UNetDiscriminatorSN",
+    "build_discriminator",
+    "build_generator",
+    "build_sisr_network",
+]
+
+
+def build_sisr_network(params: ModelParams, in_bands: int, out_bands: int | None = None) -> SRModel:
+    """The single-grid SISR network of ``params`` (no 20 m branch): ``[B, in_bands, h, w]`` →
+    ``[B, out_bands, h·factor, w·factor]`` (``out_bands`` defaults to ``in_bands``)."""
+    if in_bands < 1:
+        raise ValueError(f"build_generator: in_bands must be >= 1, got {in_bands}")
+    out = in_bands if out_bands is None else out_bands
+    if params.generator == "esrgan":
+        return ESRGANGenerator(
+            in_bands,
+            factor=params.factor,
+            out_bands=out,
+            num_blocks=params.num_blocks,
+            latent_size=params.latent_size,
+            growth_channels=params.growth_channels,
+            residual_scaling=params.residual_scaling,
+            upsampling_base=params.upsampling_base,
+            margin_rule=params.margin_rule,
+        )
+    if params.generator == "carn":
+        return CARN(
+            in_bands,
+            factor=params.factor,
+            out_bands=out,
+            groups=params.carn_groups,
+            shared_weights=params.carn_shared_weights,
+            features_per_factor=params.carn_features_per_factor,
+            n_cascading=params.carn_cascading_blocks,
+            n_eres=params.carn_eres_blocks,
+            kernel_size=params.kernel_size,
+        )
+    if params.generator == "bicubic":
+        if out != in_bands:
+            raise ValueError(
+                f"build_generator: the bicubic generator keeps its {in_bands} bands, it cannot output {out}"
+            )
+        return BicubicInterpolation(in_bands, params.factor)
+    raise ValueError(
+        f"build_generator: unknown generator {params.generator!r}; expected esrgan, carn or bicubic"
+    )
+
+
+def build_generator(
+    params: ModelParams, in_bands: int, out_bands: int | None = None, *, lr_bands: int | None = None
+) -> SRModel:
+    """Build the generator described by ``params`` (the ``model:`` section of a params YAML).
+
+    * ``params.lr_to_hr`` null (all paper experiments): the SISR network, ``in_bands`` → ``out_bands``
+      (default ``in_bands``); called as ``model(x)``.
+    * ``params.lr_to_hr`` set (EVOLAND joint model): ``in_bands`` are the 10 m bands and ``lr_bands``
+      (keyword, required) the 20 m bands; returns a ``JointSuperResolution`` called as ``model(hr, lr)``,
+      whose SISR network takes ``in_bands + lr_bands`` bands and outputs ``out_bands`` (default
+      ``in_bands + lr_bands``).
+    """
+    if params.lr_to_hr is None:
+        if lr_bands:
+            raise ValueError(
+                f"build_generator: lr_bands={lr_bands} was given but model.lr_to_hr is null; set "
+                "model.lr_to_hr: bicubic to super-resolve the 20 m bands jointly, or drop them from the data"
+            )
+        return build_sisr_network(params, in_bands, out_bands)
+    if lr_bands is None or lr_bands < 1:
+        raise ValueError(
+            f"build_generator: model.lr_to_hr is {params.lr_to_hr!r}, so the number of 20 m bands (lr_bands) "
+            f"must be given and >= 1, got {lr_bands}"
+        )
+    total = in_bands + lr_bands
+    sisr = build_sisr_network(params, total, total if out_bands is None else out_bands)
+    if params.lr_to_hr == "bicubic":
+        lr_to_hr: SRModel = BicubicInterpolation(lr_bands, params.lr_to_hr_factor)
+    else:  # pragma: no cover - guarded by the Literal type of ModelParams
+        raise ValueError(
+            f"build_generator: unknown model.lr_to_hr {params.lr_to_hr!r}; expected bicubic or null"
+        )
+    return JointSuperResolution(sisr, lr_to_hr)
+
+
+def build_discriminator(params: DiscriminatorParams, in_bands: int | None = None) -> nn.Module:
+    """Build the discriminator of ``params``; ``in_bands`` (the number of adversarial bands the caller will
+    feed), when given, must equal ``params.num_in_ch``."""
+    if in_bands is not None and in_bands != params.num_in_ch:
+        raise ValueError(
+            f"build_discriminator: the adversarial term feeds {in_bands} bands but the discriminator's "
+            f"num_in_ch is {params.num_in_ch}; set num_in_ch: {in_bands}"
+        )
+    if params.kind == "unet":
+        return UNetDiscriminatorSN(
+            num_in_ch=params.num_in_ch,
+            num_feat=params.num_feat,
+            skip_connection=params.skip_connection,
+            hpf_mtf=params.hpf_mtf,
+            hpf_factor=params.hpf_factor,
+        )
+    if params.kind == "classification":
+        return Discriminator(
+            in_features=params.num_in_ch,
+            latent_features=params.num_feat,
+            nb_additional_latent_layers=params.classification_additional_layers,
+            head_latent_features=params.classification_head_features,
+            head_nb_additional_latent_layers=params.classification_head_additional_layers,
+            pooling_size=params.classification_pooling_size,
+            hpf_mtf=params.hpf_mtf,
+            hpf_factor=params.hpf_factor,
+        )
+    raise ValueError(f"build_discriminator: unknown kind {params.kind!r}; expected unet or classification")
