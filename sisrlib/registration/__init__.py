@@ -1,6 +1,28 @@
 """Optical-flow registration: warping and flow simulation, the flow network, its pre-training, and the
 registration of the HR target onto the LR input inside SR training (geom, rad)."""
 
-from sisrlib.registration.flow import compose_flows, flow_norm, simulate_flow, smooth_flow, upsample_flow, warp
+from sisrlib.registration.flow import (
+    compose_flows,
+    flow_norm,
+    simulate_flow,
+    smooth_flow,
+    upsample_flow,
+    warp,
+)
+from sisrlib.registration.network import FlowEstimator
+from sisrlib.registration.pretraining import RegistrationLosses, pretraining_loss
+from sisrlib.registration.target import RegisteredTarget, register_target
 
-__all__ = ["compose_flows", "flow_norm", "simulate_flow", "smooth_flow", "upsample_flow", "warp"]
+__all__ = [
+    "FlowEstimator",
+    "RegisteredTarget",
+    "RegistrationLosses",
+    "compose_flows",
+    "flow_norm",
+    "pretraining_loss",
+    "register_target",
+    "simulate_flow",
+    "smooth_flow",
+    "upsample_flow",
+    "warp",
+]

@@ -1,0 +1,438 @@
+"""The LightningModule of SR training and registration pre-training (spec §4.4, §4.5, §5).
+
+One module, two modes (``training.mode``):
+
+* ``pretrain_registration``: only the flow network is trained, with the self-supervised loss of
+  :mod:`sisrlib.registration.pretraining` on (simulated LR band, real LR band) pairs;
+* ``sr``: the generator is trained on the real pairs with per-band MSE / L1 / LPIPS losses (and the
+relativistic
+  DRA-BCE adversarial term), the target being optionally registered onto the input first (geom, rad) by the
+  frozen flow network.
+
+Manual optimisation as in the reference (§5.1): Adam + cosine warm restarts, schedulers stepped every training
+step; both optimisers and schedulers are saved in the checkpoints (Lightning's ``optimizer_states`` /
+``lr_schedulers``) and restored on resume. ``global_step`` counts generator steps (training batches): the
+discriminator's optimiser steps are not counted.
+
+Units: batches arrive in DN; they are converted to reflectance and standardised (band statistics named by
+``training.standardisation``); losses on standardised tensors, metrics on reflectance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.core.optimizer import do_nothing_closure
+from torch import nn
+
+from sisrlib.bands import Standardisation, dn_to_reflectance, match_bands, standardisation
+from sisrlib.data.batch import Batch
+from sisrlib.degradation import mtf_downscale, simulate_lr
+from sisrlib.models.base import SRModel
+from sisrlib.models.joint import JointSuperResolution
+from sisrlib.registration.flow import flow_norm
+from sisrlib.registration.network import FlowEstimator, freeze
+from sisrlib.registration.pretraining import pretraining_loss
+from sisrlib.registration.target import register_target, registration_band_index
+from sisrlib.training.losses import (
+    PerBandLPIPS,
+    crop,
+    dra_bce_discriminator_loss,
+    dra_bce_generator_loss,
+    finite_or_raise,
+    per_band_bias,
+    per_band_l1,
+    per_band_mse,
+    per_band_psnr,
+    per_band_rmse,
+)
+from sisrlib.training.params import ExperimentParams, RegistrationParams, experiment_from_mapping
+
+#: Monitored by the "best" checkpoint in both modes.
+MONITOR = "validation/total_loss"
+#: MTF of the prediction/target downscaling of the test-time geometric metric (spec §4.5).
+GEOMETRIC_METRIC_MTF = 0.3
+#: MTF of the LR-fidelity metric (prediction downscaled and compared with the input).
+LR_FIDELITY_MTF = 0.1
+
+
+def build_flow_estimator(params: RegistrationParams) -> FlowEstimator:
+    """The flow network described by ``params`` (random weights)."""
+    return FlowEstimator(
+        max_range=params.max_range,
+        depth=params.depth,
+        start_filters=params.start_filters,
+        min_skip_depth=params.min_skip_depth,
+        features=params.features,
+    )
+
+
+def build_discriminator(params: ExperimentParams, in_bands: int) -> nn.Module:
+    """The discriminator of ``training.adversarial`` fed with ``in_bands`` bands."""
+    from sisrlib.models import build_discriminator as build
+
+    return build(params.training.adversarial.discriminator, in_bands)
+
+
+class SISRModule(pl.LightningModule):
+    """SR training / registration pre-training.
+
+    Constructor arguments are plain data (saved as hyper-parameters, so ``load_from_checkpoint`` needs no
+    other
+    input): ``params`` (the mapping of an :class:`ExperimentParams`), the band names of the data and its
+    factor.
+    """
+
+    def __init__(
+        self,
+        params: dict[str, Any],
+        input_bands: list[str],
+        target_bands: list[str],
+        factor: float,
+        lr_bands: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.experiment = experiment_from_mapping(params, where="checkpoint params")
+        p = self.experiment
+        self.input_bands = tuple(input_bands)
+        self.target_bands = tuple(target_bands)
+        self.lr_bands = tuple(lr_bands or ())
+        self.data_factor = float(factor)
+        self.mode = p.training.mode
+        stats = p.training.standardisation
+        self.input_std: Standardisation = standardisation(stats, self.input_bands)
+        self.target_std: Standardisation = standardisation(stats, self.target_bands)
+        self.lr_std: Standardisation | None = standardisation(stats, self.lr_bands) if self.lr_bands else None
+        reg = p.registration
+        self.reg_target_index = registration_band_index(self.input_bands, self.target_bands, reg.channel)
+
+        self.registration: FlowEstimator | None = None
+        self.generator: SRModel | None = None
+        self.discriminator: nn.Module | None = None
+        self._lpips: list[PerBandLPIPS] = []  # kept outside the module tree: not saved in checkpoints
+        self.adversarial_index: list[int] = []
+        if self.mode == "pretrain_registration":
+            self.registration = build_flow_estimator(reg)
+            return
+        if reg.enabled or reg.checkpoint is not None:
+            self.registration = freeze(build_flow_estimator(reg))  # type: ignore[assignment]
+        from sisrlib.models import build_generator
+
+        n_lr = len(self.lr_bands) if p.model.lr_to_hr is not None else None
+        self.generator = build_generator(
+            p.model, len(self.input_bands), len(self.target_bands), lr_bands=n_lr
+        )
+        adv = p.training.adversarial
+        if adv.enabled:
+            bands = adv.bands if adv.bands is not None else list(self.target_bands)
+            self.adversarial_index = match_bands(self.target_bands, bands, where="training.adversarial.bands")
+            self.discriminator = build_discriminator(p, len(self.adversarial_index))
+        if p.training.losses.lpips > 0:
+            self._lpips.append(PerBandLPIPS(p.training.losses.lpips_weights))
+
+    # ------------------------------------------------------------------ helpers
+    def train(self, mode: bool = True) -> SISRModule:
+        super().train(mode)
+        if self.registration is not None and self.mode == "sr":
+            self.registration.eval()  # frozen network
+        return self
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        if isinstance(batch, Batch):
+            return batch.to(device)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    @property
+    def training_margin(self) -> int:
+        m = self.experiment.training.training_margin
+        if m is not None:
+            return m
+        return int(self.generator.margin) if self.generator is not None else 0
+
+    def standardised(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(inputs, target, lr_inputs) standardised, from a DN batch."""
+        if tuple(batch.input_bands) != self.input_bands or tuple(batch.target_bands) != self.target_bands:
+            raise ValueError(
+                f"batch bands {batch.input_bands} → {batch.target_bands} differ from the module's "
+                f"{self.input_bands} → {self.target_bands}"
+            )
+        inputs = self.input_std.standardise(dn_to_reflectance(batch.inputs))
+        target = self.target_std.standardise(dn_to_reflectance(batch.target))
+        lr = None
+        if batch.lr_inputs is not None and self.lr_std is not None:
+            lr = self.lr_std.standardise(dn_to_reflectance(batch.lr_inputs))
+        return inputs, target, lr
+
+    def predict_standardised(
+        self, inputs: torch.Tensor, lr_inputs: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Generator output (standardised target units) ``[B, C_t, H, W]``."""
+        if self.generator is None:
+            raise RuntimeError("no generator in registration pre-training mode")
+        if isinstance(self.generator, JointSuperResolution):
+            out: torch.Tensor = self.generator(inputs, lr_inputs)
+            return out
+        out = self.generator(inputs)
+        return out
+
+    def forward(self, inputs: torch.Tensor, lr_inputs: torch.Tensor | None = None) -> torch.Tensor:
+        return self.predict_standardised(inputs, lr_inputs)
+
+    def _registered_target(
+        self, inputs: torch.Tensor, target: torch.Tensor, lr: torch.Tensor | None
+    ) -> torch.Tensor:
+        reg = self.experiment.registration
+        if not reg.enabled or self.registration is None:
+            return target
+        return register_target(
+            self.registration,
+            target,
+            inputs,
+            self.input_bands,
+            self.target_bands,
+            reg.channel,
+            geometric=reg.geometric,
+            radiometric=reg.radiometric,
+            sim_mtf=reg.sim_mtf,
+            lr_inputs=lr,
+            lr_bands=self.lr_bands,
+        ).target
+
+    def _registration_pair(
+        self, inputs: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(simulated LR band, real LR band) ``[B, h, w]`` on the registration channel."""
+        reg = self.experiment.registration
+        t = self.reg_target_index
+        factor = target.shape[-1] / inputs.shape[-1]
+        sim = simulate_lr(target[:, t : t + 1], factor, reg.sim_mtf)[:, 0]
+        return sim, inputs[:, reg.channel]
+
+    def _flow_generator(self, offset: int) -> torch.Generator:
+        g = torch.Generator()
+        g.manual_seed(self.experiment.seed * 1_000_003 + offset * 7919 + self.global_rank)
+        return g
+
+    def _pixel_losses(
+        self, pred: torch.Tensor, target: torch.Tensor, prefix: str
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Weighted sum of band-averaged losses and the per-band values to log."""
+        w = self.experiment.training.losses
+        total = pred.new_zeros(())
+        logs: dict[str, torch.Tensor] = {}
+        terms: list[tuple[str, float, torch.Tensor]] = []
+        if w.mse > 0:
+            terms.append(("mse", w.mse, per_band_mse(pred, target)))
+        if w.l1 > 0:
+            terms.append(("l1", w.l1, per_band_l1(pred, target)))
+        if w.lpips > 0 and self._lpips:
+            lp = self._lpips[0].to(pred.device)
+            terms.append(("lpips", w.lpips, lp(pred.float(), target.float())))
+        for name, weight, per_band in terms:
+            for band, v in zip(self.target_bands, per_band, strict=True):
+                logs[f"{prefix}/{name}_{band}"] = v.detach()
+            avg = per_band.mean()
+            logs[f"{prefix}/{name}_average"] = avg.detach()
+            total = total + weight * avg
+        logs[f"{prefix}/total_pixel_loss"] = total.detach()
+        return total, logs
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        inputs, target, lr = self.standardised(batch)
+        opts = self.optimizers()
+        opt_list = opts if isinstance(opts, list) else [opts]
+        scheds = self.lr_schedulers()
+        sched_list: list[Any] = scheds if isinstance(scheds, list) else [scheds]
+        step = int(self.global_step)
+        bsz = inputs.shape[0]
+
+        if self.mode == "pretrain_registration":
+            assert self.registration is not None
+            reg = self.experiment.registration
+            sim, real = self._registration_pair(inputs, target)
+            generator = self._flow_generator(step)
+            if reg.crop_size is not None and reg.crop_size < min(sim.shape[-2:]):
+                c = reg.crop_size
+                i = int(torch.randint(0, sim.shape[-2] - c + 1, (1,), generator=generator))
+                j = int(torch.randint(0, sim.shape[-1] - c + 1, (1,), generator=generator))
+                sim, real = sim[:, i : i + c, j : j + c], real[:, i : i + c, j : j + c]
+            losses = pretraining_loss(
+                self.registration,
+                sim,
+                real,
+                reg.flow_max_range,
+                reg.flow_max_width,
+                reg.composition,
+                generator=generator,
+                weights=reg.loss_weights,
+                flow_penalty=reg.flow_penalty,
+                data_penalty=reg.data_penalty,
+            )
+            total = finite_or_raise(losses.total, "registration pre-training loss")
+            opt = opt_list[0]
+            opt.zero_grad()
+            self.manual_backward(total)
+            opt.step()
+            sched_list[0].step()
+            for k, v in losses.as_dict().items():
+                self.log(f"training/{k}", v.detach(), on_step=True, on_epoch=False, batch_size=bsz)
+            self.log("training/total_loss", total.detach(), on_step=True, prog_bar=True, batch_size=bsz)
+            return total.detach()
+
+        target = self._registered_target(inputs, target, lr)
+        pred = self.predict_standardised(inputs, lr)
+        m = self.training_margin
+        pred_c, target_c = crop(pred, m), crop(target, m)
+        total, logs = self._pixel_losses(pred_c, target_c, "training")
+        adv = self.experiment.training.adversarial
+        fake = real_d = None
+        if self.discriminator is not None:
+            fake, real_d = pred_c[:, self.adversarial_index], target_c[:, self.adversarial_index]
+            g_loss = dra_bce_generator_loss(self.discriminator(real_d), self.discriminator(fake))
+            logs["training/generator_dra"] = g_loss.detach()
+            if step < adv.start_step:
+                g_loss = g_loss.detach()
+            total = total + adv.weight * g_loss
+        total = finite_or_raise(total, "training loss")
+        opt_g = opt_list[0]
+        opt_g.zero_grad()
+        self.manual_backward(total)
+        opt_g.step()
+        sched_list[0].step()
+        if (
+            self.discriminator is not None
+            and fake is not None
+            and real_d is not None
+            and step >= adv.start_step
+        ):
+            d_loss = dra_bce_discriminator_loss(
+                self.discriminator(real_d), self.discriminator(fake.detach()), adv.label_smoothing
+            )
+            logs["training/discriminator_dra"] = d_loss.detach()
+            opt_d = opt_list[1]
+            # The discriminator's steps must not advance global_step (which counts training batches).
+            opt_d._on_before_step = do_nothing_closure
+            opt_d._on_after_step = do_nothing_closure
+            opt_d.zero_grad()
+            self.manual_backward(d_loss)
+            opt_d.step()
+            sched_list[1].step()
+        logs["training/total_loss"] = total.detach()
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=bsz)
+        self.log("training/loss", total.detach(), prog_bar=True, on_step=True, logger=False, batch_size=bsz)
+        return total.detach()
+
+    # ------------------------------------------------------------------ validation / test
+    def _evaluation_logs(self, batch: Batch, batch_idx: int, context: str) -> dict[str, torch.Tensor]:
+        inputs, target, lr = self.standardised(batch)
+        tp = self.experiment.training
+        logs: dict[str, torch.Tensor] = {}
+        if self.mode == "pretrain_registration":
+            assert self.registration is not None
+            reg = self.experiment.registration
+            sim, real = self._registration_pair(inputs, target)
+            losses = pretraining_loss(
+                self.registration,
+                sim,
+                real,
+                reg.flow_max_range,
+                reg.flow_max_width,
+                reg.composition,
+                generator=self._flow_generator(10_000_000 + batch_idx),
+                weights=reg.loss_weights,
+                flow_penalty=reg.flow_penalty,
+                data_penalty=reg.data_penalty,
+            )
+            for k, v in losses.as_dict().items():
+                logs[f"{context}/{k}"] = v
+            logs[f"{context}/total_loss"] = losses.total
+            if batch.true_flow is not None:
+                est = self.registration(sim, real)
+                epe = torch.linalg.vector_norm(est - batch.true_flow.to(est.dtype), dim=1)
+                logs[f"{context}/flow_epe"] = epe.mean()
+                logs[f"{context}/true_flow_norm"] = flow_norm(batch.true_flow).mean()
+            return logs
+
+        registered = self._registered_target(inputs, target, lr)
+        pred = self.predict_standardised(inputs, lr)
+        m = tp.validation_margin
+        total, loss_logs = self._pixel_losses(crop(pred, m), crop(registered, m), context)
+        logs.update(loss_logs)
+        logs[f"{context}/total_loss"] = total
+        # metrics on reflectance, against the un-registered target
+        pred_r = self.target_std.unstandardise(pred.float())
+        target_r = self.target_std.unstandardise(target.float())
+        pc, tc = crop(pred_r, m), crop(target_r, m)
+        metrics = {"rmse": per_band_rmse(pc, tc), "psnr": per_band_psnr(pc, tc)}
+        shared = [b for b in self.target_bands if b in self.input_bands]
+        if shared:
+            t_idx = [self.target_bands.index(b) for b in shared]
+            i_idx = [self.input_bands.index(b) for b in shared]
+            factor = pred.shape[-1] / inputs.shape[-1]
+            inputs_r = self.input_std.unstandardise(inputs.float())
+            down = mtf_downscale(pred_r[:, t_idx], factor, LR_FIDELITY_MTF)
+            mi = round(m / factor)
+            lr_rmse = per_band_rmse(crop(down, mi), crop(inputs_r[:, i_idx], mi))
+            lr_bias = per_band_bias(crop(down, mi), crop(inputs_r[:, i_idx], mi))
+            for band, v, b in zip(shared, lr_rmse, lr_bias, strict=True):
+                logs[f"{context}/lr_rmse_{band}"] = v
+                logs[f"{context}/lr_bias_{band}"] = b
+            logs[f"{context}/lr_rmse_average"] = lr_rmse.mean()
+            logs[f"{context}/lr_bias_average"] = lr_bias.mean()
+        for name, values in metrics.items():
+            for band, v in zip(self.target_bands, values, strict=True):
+                logs[f"{context}/{name}_{band}"] = v
+            logs[f"{context}/{name}_average"] = values.mean()
+        if context == "test" and self.registration is not None:
+            logs.update(self._geometric_metric(inputs, pred, target, context))
+        return logs
+
+    def _geometric_metric(
+        self, inputs: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, context: str
+    ) -> dict[str, torch.Tensor]:
+        """Mean/std flow norm (LR px) from the downscaled prediction and target to the real input (spec
+        §4.5)."""
+        assert self.registration is not None
+        reg = self.experiment.registration
+        t = self.reg_target_index
+        factor = pred.shape[-1] / inputs.shape[-1]
+        real = inputs[:, reg.channel]
+        mi = round(self.experiment.training.validation_margin / factor)
+        logs: dict[str, torch.Tensor] = {}
+        for name, hr in (("pred", pred), ("target", target)):
+            down = mtf_downscale(hr[:, t : t + 1].float(), factor, GEOMETRIC_METRIC_MTF)[:, 0]
+            norm = flow_norm(crop(self.registration(down, real.float()), mi))
+            logs[f"{context}/average_{name}_warp"] = norm.mean()
+            logs[f"{context}/std_{name}_warp"] = norm.std()
+        return logs
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        logs = self._evaluation_logs(batch, batch_idx, "validation")
+        self.log_dict(logs, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(batch))
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        logs = self._evaluation_logs(batch, batch_idx, "test")
+        self.log_dict(logs, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(batch))
+
+    # ------------------------------------------------------------------ optimisers
+    def configure_optimizers(self) -> Any:
+        tp = self.experiment.training
+        if self.mode == "pretrain_registration":
+            assert self.registration is not None
+            params = list(self.registration.parameters())
+        else:
+            assert self.generator is not None
+            params = list(self.generator.parameters())
+        opt = torch.optim.Adam(params, lr=tp.lr, betas=(0.9, 0.999))
+        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=tp.t_0, T_mult=tp.t_mult)
+        if self.discriminator is None:
+            return [opt], [sched]
+        adv = tp.adversarial
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=adv.lr, betas=(0.9, 0.999))
+        sched_d = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt_d, T_0=adv.t_0, T_mult=adv.t_mult)
+        return [opt, opt_d], [sched, sched_d]

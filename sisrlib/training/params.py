@@ -1,0 +1,234 @@
+"""Parameters of a training or registration pre-training run (the top level of ``params/*/02_*.yaml`` and
+``params/*/03_*.yaml``).
+
+Defaults follow the reference's paper configuration (spec §4.4, §5.5): ESRGAN trained with 0.1·MSE + LPIPS,
+a relativistic (DRA-BCE) UNet-SN discriminator of weight 0.005 from step 1340, Adam lr 2e-4 with cosine warm
+restarts (T_0 1500, T_mult 2), validation margin 64 px.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sisrlib.bands import StandardisationName
+from sisrlib.data.params import DataParams
+from sisrlib.models.params import DiscriminatorParams, ModelParams
+from sisrlib.params import from_mapping, load, read_yaml, to_mapping
+from sisrlib.registration.pretraining import PENALTIES, Composition, Penalty
+
+
+@dataclass(frozen=True)
+class RegistrationParams:
+    """The flow network, its weights, and how it is used.
+
+    ``checkpoint``: a pre-training run's checkpoint (``.../checkpoints/best.ckpt``), needed when
+    ``geometric`` or
+    ``radiometric`` is on (SR training), or to resume pre-training from pre-trained weights (null: random
+    init).
+    ``channel``: index in the input bands of the band the flow is estimated on (reference: 2 = B4 for 10 m
+    inputs, 0 = B5 for 20 m inputs). ``max_range``: bound of the flow norm (LR px). ``flow_max_range``,
+    ``flow_max_width``: the random flows of pre-training (spec §4.3). ``composition``: flow composition of the
+    pre-training loss (``exact``, or the reference's plain sum ``reference``). ``sim_mtf``: MTF of the LR
+    simulation of the target.
+    """
+
+    checkpoint: str | None = None
+    channel: int = 2
+    max_range: float = 10.0
+    depth: int = 4
+    start_filters: int = 64
+    min_skip_depth: int = 2
+    features: int = 32
+    geometric: bool = False
+    radiometric: bool = False
+    flow_max_range: float = 2.0
+    flow_max_width: float = 10.0
+    composition: Composition = "exact"
+    sim_mtf: float = 0.4
+    #: Pre-training loss weights of the flow, bias, consistency and data terms (reference: all 1).
+    flow_weight: float = 1.0
+    bias_weight: float = 1.0
+    consistency_weight: float = 1.0
+    data_weight: float = 1.0
+    #: Pre-training penalty of the three flow terms (flow, bias, consistency; in pixels) and of the data term
+    #: (standardised units): ``smooth_l1`` (the reference), ``l1`` or ``mse``.
+    flow_penalty: Penalty = "smooth_l1"
+    data_penalty: Penalty = "smooth_l1"
+    #: Pre-training only: train on random ``crop_size``² crops of the LR patches (null: whole patches, the
+    #: reference). Cheaper steps for CPU budgets; the network is fully convolutional.
+    crop_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_range <= 0 or self.flow_max_range <= 0:
+            raise ValueError(
+                f"max_range and flow_max_range must be > 0, got {self.max_range}, {self.flow_max_range}"
+            )
+        if not 0.0 < self.sim_mtf < 1.0:
+            raise ValueError(f"sim_mtf must lie in (0, 1), got {self.sim_mtf}")
+        if min(self.loss_weights) < 0:
+            raise ValueError(f"registration loss weights must be >= 0, got {self.loss_weights}")
+        for key in ("flow_penalty", "data_penalty"):
+            if getattr(self, key) not in PENALTIES:
+                raise ValueError(f"{key} must be one of {list(PENALTIES)}, got {getattr(self, key)!r}")
+        if self.crop_size is not None and self.crop_size < 8:
+            raise ValueError(f"crop_size must be >= 8 or null, got {self.crop_size}")
+
+    @property
+    def loss_weights(self) -> tuple[float, float, float, float]:
+        """(flow, bias, consistency, data) weights of the pre-training loss."""
+        return (self.flow_weight, self.bias_weight, self.consistency_weight, self.data_weight)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether SR training registers its targets."""
+        return self.geometric or self.radiometric
+
+
+@dataclass(frozen=True)
+class AdversarialParams:
+    """Relativistic average BCE adversarial term (DRA-BCE, spec §5.3) and its discriminator's optimiser."""
+
+    enabled: bool = False
+    weight: float = 0.005
+    #: Training step from which the generator term gets a gradient and the discriminator is trained.
+    start_step: int = 1340
+    lr: float = 1e-4
+    t_0: int = 6000
+    t_mult: int = 2
+    #: Real labels are 1 − label_smoothing in the discriminator loss.
+    label_smoothing: float = 0.1
+    #: Target bands the discriminator sees (null: all target bands); ``discriminator.num_in_ch`` must match.
+    bands: list[str] | None = None
+    discriminator: DiscriminatorParams = field(default_factory=DiscriminatorParams)
+
+
+@dataclass(frozen=True)
+class LossParams:
+    """Weights of the per-band pixel losses (each averaged over bands), on standardised tensors.
+
+    ``lpips_weights``: a folder holding ``lpips_weights.pt`` (piq's LPIPS layer weights) and
+    ``vgg16-397923af.pth`` (torchvision's ImageNet VGG16), or null to look in the torch hub cache
+    (``$TORCH_HOME/hub/checkpoints``). Nothing is ever downloaded.
+    """
+
+    mse: float = 0.1
+    l1: float = 0.0
+    lpips: float = 1.0
+    lpips_weights: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    """Optimisation, schedule, validation and hardware of a run."""
+
+    #: ``sr``: train the generator; ``pretrain_registration``: train the flow network only (spec §4.4).
+    mode: Literal["sr", "pretrain_registration"] = "sr"
+    standardisation: StandardisationName = "sen2venusx2"
+    losses: LossParams = field(default_factory=LossParams)
+    adversarial: AdversarialParams = field(default_factory=AdversarialParams)
+    lr: float = 2e-4
+    t_0: int = 1500
+    t_mult: int = 2
+    max_steps: int = 167_500
+    #: Validate every this many training steps.
+    val_check_interval: int = 134
+    limit_val_batches: int | None = None
+    limit_test_batches: int | None = None
+    #: Pixels (output grid) cropped on every side before validation/test losses and metrics.
+    validation_margin: int = 64
+    #: Pixels cropped before training losses; null: the generator's prediction margin (reference).
+    training_margin: int | None = None
+    #: Lightning precision: ``32-true``, ``16-mixed``, ``bf16-mixed``.
+    precision: str = "32-true"
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    #: Lightning strategy (``auto``, ``ddp``, ``ddp_find_unused_parameters_true``, ...).
+    strategy: str = "auto"
+    #: Checkpoint to resume from (optimisers, schedulers, step); ``last`` =
+    #: ``<output_dir>/checkpoints/last.ckpt``
+    #: when it exists.
+    resume_from: str | None = None
+    #: Skip training when ``last.ckpt`` has already reached ``max_steps``.
+    skip_if_done: bool = True
+    log_every_n_steps: int = 10
+    #: torch.set_num_threads for the run (CPU); null leaves it unchanged.
+    num_threads: int | None = None
+    #: Run the test loop on the best checkpoint after training.
+    test_after_fit: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.val_check_interval < 1:
+            raise ValueError(
+                f"max_steps and val_check_interval must be >= 1, got {self.max_steps}, "
+                f"{self.val_check_interval}"
+            )
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class ExperimentParams:
+    """One run: ``name``, ``seed``, ``output_dir`` (``build/<profile>/runs/<name>``) and its sections."""
+
+    name: str
+    data: DataParams
+    output_dir: str
+    seed: int = 42
+    model: ModelParams = field(default_factory=ModelParams)
+    registration: RegistrationParams = field(default_factory=RegistrationParams)
+    training: TrainingParams = field(default_factory=TrainingParams)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.output_dir) / "checkpoints"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoint_dir / "best.ckpt"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoint_dir / "last.ckpt"
+
+    def to_mapping(self) -> dict[str, Any]:
+        mapping: dict[str, Any] = to_mapping(self)
+        return mapping
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key.sub=value`` (value parsed as YAML: numbers, booleans, null, lists) → (dotted key, value)."""
+    import yaml
+
+    if "=" not in text:
+        raise ValueError(f"--set expects key=value (dotted key), got {text!r}")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ValueError(f"--set expects key=value with a non-empty key, got {text!r}")
+    return key, yaml.safe_load(raw) if raw.strip() else None
+
+
+def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentParams:
+    """Load and validate an experiment params YAML (unknown keys are errors listing the valid keys)."""
+    return load(ExperimentParams, path, overrides)
+
+
+def experiment_from_mapping(data: dict[str, Any], where: str = "params") -> ExperimentParams:
+    return from_mapping(ExperimentParams, data, where)
+
+
+__all__ = [
+    "AdversarialParams",
+    "DiscriminatorParams",
+    "ExperimentParams",
+    "LossParams",
+    "RegistrationParams",
+    "TrainingParams",
+    "experiment_from_mapping",
+    "load_experiment",
+    "parse_override",
+    "read_yaml",
+]
