@@ -1,0 +1,163 @@
+"""Metrics sensitivity benchmark: the distortion simulator, metric availability and the responses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from training_fakes import FakeDataModule
+
+from sisrlib.cli import main as cli_main
+from sisrlib.data.params import DataParams
+from sisrlib.degradation import upsample
+from sisrlib.errors import MissingDependencyError
+from sisrlib.metrics.benchmark import (
+    METRICS,
+    BenchmarkParams,
+    benchmark,
+    missing_weights,
+    pattern_tile,
+    run_benchmark,
+    select_metrics,
+    simulate,
+)
+
+DATA = DataParams(dataset="sen2venus", root="unused")
+
+
+def reference(n: int = 4, size: int = 48) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    coarse = torch.rand(n, 1, size // 4, size // 4, generator=g)
+    return (0.05 + 0.3 * upsample(coarse, 4) + 0.02 * torch.rand(n, 1, size, size, generator=g)).clamp(0, 1)
+
+
+def fake_factory(data: Any, seed: int) -> FakeDataModule:
+    return FakeDataModule(hr_size=32, factor=2, n=4, batch_size=2, seed=0)
+
+
+def test_simulate_steps() -> None:
+    x = reference()
+    assert torch.equal(simulate(x), x), "every step None: identity"
+    assert torch.equal(simulate(x, spatial=0.0, noise=0.0, pattern=0.0), x)
+    assert torch.allclose(simulate(x, spectral=0.5), 0.1 + (x - 0.1) * 0.5)
+    shifted = simulate(x, spatial=2**0.5)  # one pixel in x and in y
+    assert torch.allclose(shifted[..., 4:-4, 4:-4], x[..., 5:-3, 5:-3], atol=1e-5)
+    pattern = simulate(torch.zeros(1, 1, 8, 8), pattern=0.1)
+    assert torch.allclose(pattern[0, 0, :4, :4], 0.1 * pattern_tile().float())
+    assert torch.allclose(pattern[0, 0, 4:, 4:], pattern[0, 0, :4, :4])
+    assert pattern_tile().abs().max() <= 0.5
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert torch.equal(simulate(x, noise=0.01, generator=g1), simulate(x, noise=0.01, generator=g2))
+    blurred = simulate(x, mtf=0.1)
+    assert (blurred - x).abs().mean() > 0 and blurred.shape == x.shape
+
+
+def test_metric_responses_move_the_expected_way() -> None:
+    params = BenchmarkParams(
+        data=DATA,
+        output_dir="unused",
+        mtfs=[0.05, 0.2, 0.6, None],
+        spatial=[0.0, 0.5, 1.0, 2.0],
+        spectral=[0.02, 0.1],
+        noise=[0.0, 0.01],
+        pattern=[0.0, 0.01],
+        metrics=["PSNR", "SSIM", "L1", "FRR", "FRR_Noise"],
+    )
+    table, skipped = run_benchmark(reference(), 2.0, params)
+    assert not skipped
+    counts = table.groupby("metric").size()
+    assert (counts == 4 * (4 + 2 + 2 + 2)).all(), "every metric on the same simulated patches"
+    sharp = table[(table["mtf"] == "none") & (table["distortion"] == "spatial")].sort_values("level")
+    psnr = sharp[sharp["metric"] == "PSNR"]["value"].tolist()
+    assert psnr == sorted(psnr, reverse=True) and psnr[0] > psnr[-1] + 10, "PSNR falls as the shift grows"
+    l1 = sharp[sharp["metric"] == "L1"]["value"].tolist()
+    assert l1 == sorted(l1)
+    at_zero = table[(table["distortion"] == "spatial") & (table["level"] == 0.0) & (table["metric"] == "FRR")]
+    frr = [float(at_zero[at_zero["mtf"] == m]["value"].iloc[0]) for m in ("0.05", "0.2", "0.6", "none")]
+    assert frr == sorted(frr), f"FRR rises as the MTF sharpens: {frr}"
+    assert frr[-1] == pytest.approx(100.0)
+
+
+def test_metrics_needing_weights_are_skipped_or_refused() -> None:
+    absent = [name for name, spec in METRICS.items() if missing_weights(spec)]
+    if not absent:
+        pytest.skip("every weight file is present on this machine")
+    chosen = {spec.name for spec in select_metrics(None)}
+    assert not set(absent) & chosen
+    assert {"PSNR", "SSIM", "FRR", "GMSD", "VIF_p"} <= chosen
+    with pytest.raises(MissingDependencyError, match=absent[0]) as info:
+        select_metrics([absent[0]])
+    assert str(missing_weights(METRICS[absent[0]])[0]) in str(info.value)
+    with pytest.raises(ValueError, match="unknown metric"):
+        BenchmarkParams(data=DATA, output_dir="x", metrics=["NOPE"])
+
+
+def test_multiscale_metric_on_small_patches_is_skipped_with_a_reason() -> None:
+    params = BenchmarkParams(
+        data=DATA,
+        output_dir="unused",
+        mtfs=[None],
+        spatial=[0.0],
+        spectral=[0.02],
+        noise=[0.0],
+        pattern=[0.0],
+        metrics=["MS-SSIM", "PSNR"],
+    )
+    table, skipped = run_benchmark(reference(2, 32), 2.0, params)
+    assert "MS-SSIM" in skipped and "161" in skipped["MS-SSIM"]
+    assert set(table["metric"]) == {"PSNR"}
+
+
+@pytest.mark.slow
+def test_benchmark_end_to_end_and_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    params = BenchmarkParams(
+        data=DATA,
+        output_dir=str(tmp_path / "out"),
+        figures_dir=str(tmp_path / "fig"),
+        nb_patches=3,
+        band="B4",
+        crop=2,
+        mtfs=[0.1, None],
+        spatial=[0.0, 1.0],
+        spectral=[0.02, 0.1],
+        noise=[0.0, 0.01],
+        pattern=[0.0, 0.01],
+        metrics=["PSNR", "TV_DIFF", "FRR"],
+    )
+    result = benchmark(params, datamodule_factory=fake_factory)
+    assert set(result.summary["metric"]) == {"PSNR", "TV_DIFF", "FRR"}
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert {"spatial", "spectral", "noise", "pattern", "blur", "spatial_sign"} <= set(summary.columns)
+    assert summary[["spatial", "spectral", "noise", "pattern", "blur"]].max(axis=1).eq(1.0).all()
+    assert (tmp_path / "out" / "summary.md").read_text().startswith("| metric |")
+    assert (tmp_path / "fig" / "benchmark_PSNR.png").is_file()
+    assert len(pd.read_csv(tmp_path / "out" / "benchmark.csv")) == 3 * 2 * 8
+
+    import sisrlib.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "_default_datamodule", fake_factory)
+    yaml_file = tmp_path / "05_bench.yaml"
+    yaml_file.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"dataset": "sen2venus", "root": "unused"},
+                "output_dir": str(tmp_path / "cli"),
+                "nb_patches": 2,
+                "mtfs": [None],
+                "spatial": [0.0, 1.0],
+                "spectral": [0.05],
+                "noise": [0.0],
+                "pattern": [0.0],
+                "metrics": ["L2"],
+            }
+        )
+    )
+    assert cli_main(["benchmark-metrics", str(yaml_file), "--no-figures"]) == 0
+    assert (tmp_path / "cli" / "summary.md").is_file()
+    assert cli_main(["benchmark-metrics", str(yaml_file), "--metrics", "LPIPS"]) == (
+        2 if missing_weights(METRICS["LPIPS"]) else 0
+    )
