@@ -1,0 +1,181 @@
+"""Sentinel-2 products as inference input: Sen2Cor SAFE (folder and zip, BOA offset) and Theia L2A."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from affine import Affine
+from export_helpers import CRS_UTM, export_tiny
+
+from sisrlib.bands import BANDS_10M, BANDS_20M
+from sisrlib.cli import main
+from sisrlib.inference import open_source
+from sisrlib.inference.sources import parse_sen2cor_metadata, product_kind
+
+X0, Y0 = 300000.0, 4200000.0
+H10, W10 = 40, 48
+PHYSICAL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
+
+
+def _mtd(baseline: str, offset: int) -> str:
+    offsets = "".join(f'<BOA_ADD_OFFSET band_id="{i}">{offset}</BOA_ADD_OFFSET>' for i in range(13))
+    spectral = "".join(
+        f'<Spectral_Information bandId="{i}" physicalBand="{b}"><RESOLUTION>10</RESOLUTION>'
+        "</Spectral_Information>"
+        for i, b in enumerate(PHYSICAL)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<n1:Level-2A_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd">'
+        f"<n1:General_Info><Product_Info><PROCESSING_BASELINE>{baseline}</PROCESSING_BASELINE></Product_Info>"
+        "<Product_Image_Characteristics><QUANTIFICATION_VALUES_LIST>"
+        '<BOA_QUANTIFICATION_VALUE unit="none">10000</BOA_QUANTIFICATION_VALUE></QUANTIFICATION_VALUES_LIST>'
+        f"<BOA_ADD_OFFSET_VALUES_LIST>{offsets}</BOA_ADD_OFFSET_VALUES_LIST>"
+        f"<Spectral_Information_List>{spectral}</Spectral_Information_List>"
+        "</Product_Image_Characteristics></n1:General_Info></n1:Level-2A_User_Product>"
+    )
+
+
+def _raw(band: str, height: int, width: int) -> np.ndarray:
+    rng = np.random.default_rng(sum(map(ord, band)))
+    yy, xx = np.mgrid[0:height, 0:width]
+    raw = 2000 + 500 * np.sin(0.3 * xx + 0.2 * yy) + rng.integers(0, 100, (height, width))
+    raw[0:2, 0:3] = 0  # no data
+    return raw.astype(np.uint16)
+
+
+def _write(path: Path, data: np.ndarray, res: float, dtype: str, nodata: float | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(
+        path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1, dtype=dtype,
+        crs=CRS_UTM, transform=Affine(res, 0, X0, 0, -res, Y0), nodata=nodata,
+    ) as dst:  # fmt: skip
+        dst.write(data.astype(dtype), 1)
+
+
+def _safe(root: Path, baseline: str = "05.09", offset: int = -1000) -> Path:
+    safe = root / "S2B_MSIL2A_20230101T155519_N0509_R054_T18SVF_20230101T180000.SAFE"
+    safe.mkdir(parents=True)
+    (safe / "MTD_MSIL2A.xml").write_text(_mtd(baseline, offset))
+    img = safe / "GRANULE" / "L2A_T18SVF_A030000_20230101T155519" / "IMG_DATA"
+    for band in ("B02", "B03", "B04", "B08"):
+        _write(img / "R10m" / f"T18SVF_20230101T155519_{band}_10m.jp2", _raw(band, H10, W10), 10, "uint16")
+    for band in ("B02", "B05", "B06", "B07", "B8A", "B11", "B12"):
+        _write(img / "R20m" / f"T18SVF_20230101T155519_{band}_20m.jp2", _raw(band, H10 // 2, W10 // 2), 20,
+               "uint16")  # fmt: skip
+    return safe
+
+
+@pytest.fixture(scope="module")
+def safe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _safe(tmp_path_factory.mktemp("safe"))
+
+
+def _expected_dn(raw: np.ndarray, offset: float = -1000) -> np.ndarray:
+    out = raw.astype(np.float32) + offset
+    out[raw == 0] = np.nan
+    return out
+
+
+def test_sen2cor_metadata_offsets() -> None:
+    meta = parse_sen2cor_metadata(_mtd("05.09", -1000).encode(), "MTD")
+    assert meta.processing_baseline == "05.09" and meta.quantification == 10000
+    assert (
+        meta.offsets["B2"] == -1000 and meta.offsets["B8A"] == -1000 and len(meta.offsets) == 10
+    )  # B1, B9, B10 unused
+    assert parse_sen2cor_metadata(_mtd("02.14", -1000).encode(), "MTD").offsets == {}
+
+
+def test_sen2cor_10m_bands_with_offset_and_nodata(safe: Path) -> None:
+    assert product_kind(safe) == "sen2cor"
+    with open_source(safe, BANDS_10M) as source:
+        assert source.grid.resolution == (10.0, 10.0)
+        assert (source.grid.width, source.grid.height) == (W10, H10)
+        got = source.read(0, 0, W10, H10)
+    for k, band in enumerate(("B02", "B03", "B04", "B08")):
+        np.testing.assert_array_equal(got[k], _expected_dn(_raw(band, H10, W10)))
+
+
+def test_sen2cor_zip_reads_like_the_folder(safe: Path, tmp_path: Path) -> None:
+    archive = tmp_path / f"{safe.stem}.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in safe.rglob("*"):
+            if f.is_file():
+                z.write(f, f.relative_to(safe.parent).as_posix())
+    with open_source(safe, BANDS_10M) as a, open_source(archive, BANDS_10M) as b:
+        np.testing.assert_array_equal(a.read(-3, 5, 20, 20), b.read(-3, 5, 20, 20))
+
+
+def test_sen2cor_20m_model_reads_the_20m_grid(safe: Path) -> None:
+    with open_source(safe, BANDS_20M) as source:
+        assert source.grid.resolution == (20.0, 20.0)
+        got = source.read(0, 0, W10 // 2, H10 // 2)
+    np.testing.assert_array_equal(got[3], _expected_dn(_raw("B8A", H10 // 2, W10 // 2)))
+
+
+def test_sen2cor_20m_bands_resampled_to_10m_are_tile_invariant(safe: Path) -> None:
+    bands = (*BANDS_10M, "B5", "B11")
+    with open_source(safe, bands) as source:
+        assert source.grid.resolution == (10.0, 10.0)
+        whole = source.read(-4, -4, W10 + 8, H10 + 8)
+        for col, row in [(0, 0), (7, 13), (30, 22), (-4, 25)]:
+            part = source.read(col, row, 16, 16)
+            np.testing.assert_allclose(part, whole[:, row + 4 : row + 20, col + 4 : col + 20], atol=1e-3)
+    # Away from no-data and borders: the bicubic up-sampling of the whole 20 m band.
+    coarse = _raw("B05", H10 // 2, W10 // 2).astype(np.float32) - 1000
+    up = torch.nn.functional.interpolate(
+        torch.from_numpy(coarse)[None, None], scale_factor=2, mode="bicubic", align_corners=False
+    )[0, 0].numpy()
+    np.testing.assert_allclose(whole[4, 12:-4, 12:-4], up[8:, 8:], atol=1e-2)
+    # The 20 m no-data pixel (rows 0-1, cols 0-2 at 20 m) covers 4 x 6 pixels at 10 m.
+    assert np.isnan(whole[4, 4:8, 4:10]).all() and not np.isnan(whole[4, 8:, 10:]).any()
+
+
+def test_sen2cor_end_to_end(safe: Path, tmp_path: Path) -> None:
+    model = export_tiny(tmp_path, "x2").yaml_path
+    out = tmp_path / "sr.tif"
+    assert main(["infer", "--no-progress", "--model", str(model), "--input", str(safe), "--output", str(out),
+                 "--tile-size", "32"]) == 0  # fmt: skip
+    with rasterio.open(out) as ds:
+        data = ds.read()
+        assert ds.crs.to_string() == CRS_UTM and ds.transform == Affine(5, 0, X0, 0, -5, Y0)
+        assert ds.descriptions == BANDS_10M
+    # Raw 0 at rows 0-1, cols 0-2 in every band -> 4 x 6 output pixels of no data.
+    assert (data[:, :4, :6] == -10000).all()
+    assert not (data[:, 4:, :] == -10000).any()
+
+
+def test_theia_product(tmp_path: Path) -> None:
+    theia = tmp_path / "SENTINEL2B_20230101-155519-000_L2A_T18SVF_C_V3-1"
+    prefix = theia.name
+    for band in (*BANDS_10M, *BANDS_20M):
+        res = 10 if band in BANDS_10M else 20
+        raw = _raw(band, H10 * 10 // res, W10 * 10 // res).astype(np.int16)
+        raw[raw == 0] = -10000
+        _write(theia / f"{prefix}_FRE_{band}.tif", raw, res, "int16", nodata=-10000)
+        _write(theia / f"{prefix}_SRE_{band}.tif", raw, res, "int16", nodata=-10000)
+    assert product_kind(theia) == "theia"
+    with open_source(theia, BANDS_10M) as source:
+        got = source.read(0, 0, W10, H10)
+    np.testing.assert_array_equal(got[1], _expected_dn(_raw("B3", H10, W10), offset=0))
+    with open_source(theia, BANDS_20M) as source:
+        assert source.grid.resolution == (20.0, 20.0)
+
+
+def test_product_errors(tmp_path: Path, safe: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="neither a Sen2Cor L2A product"):
+        open_source(empty, BANDS_10M)
+    with pytest.raises(ValueError, match="--bands applies to GeoTIFF input only"):
+        open_source(safe, BANDS_10M, band_names=list(BANDS_10M))
+    bad = _safe(tmp_path / "bad")
+    for f in bad.rglob("*_B03_10m.jp2"):
+        f.unlink()
+    with pytest.raises(ValueError, match=r"expected one file matching .*B03_10m.jp2 for band B3, found 0"):
+        open_source(bad, BANDS_10M)
