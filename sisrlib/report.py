@@ -1,8 +1,8 @@
 """Gather the evaluation results of every run into the paper's results table, and check the paper's mechanism.
 
 Inputs are the ``metrics.csv`` files written by :mod:`sisrlib.evaluation` (one row per model: ``model``,
-``dataset``, ``variant``, then band-averaged ``<metric>`` and per-band ``<metric>_<band>`` columns). Outputs are
-the results table in Markdown, CSV and LaTeX, and a summary figure per headline metric.
+``dataset``, ``variant``, then band-averaged ``<metric>`` and per-band ``<metric>_<band>`` columns). Outputs
+are the results table in Markdown, CSV and LaTeX, and a summary figure per headline metric.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def _value(table: pd.DataFrame, dataset: str, variant: str, column: str) -> floa
 
 
 def check_mechanism(table: pd.DataFrame) -> list[MechanismCheck]:
-    """The paper's headline on every dataset (design.md): geom < baseline in geometric distortion with a higher
-    FRR; geom+rad better LR fidelity than geom; bicubic the floor (lowest FRR)."""
+    """The paper's headline on every dataset (design.md): geom < baseline in geometric distortion with a
+    higher FRR; geom+rad better LR fidelity than geom; bicubic the floor (lowest FRR)."""
     checks: list[MechanismCheck] = []
     for dataset in sorted(table["dataset"].unique()):
 
@@ -108,12 +108,20 @@ def check_mechanism(table: pd.DataFrame) -> list[MechanismCheck]:
             return _value(table, ds, variant, column)
 
         claims = [
-            ("geom leaves less geometric distortion than baseline", v("geom", "geom_mean"), v("baseline", "geom_mean"),
-             "<"),
+            (
+                "geom leaves less geometric distortion than baseline",
+                v("geom", "geom_mean"),
+                v("baseline", "geom_mean"),
+                "<",
+            ),
             ("geom has a higher FRR than baseline", v("geom", "frr"), v("baseline", "frr"), ">"),
             ("geom+rad has a lower LR RMSE than geom", v("geomrad", "lr_rmse"), v("geom", "lr_rmse"), "<"),
-            ("bicubic has the lowest FRR", v("bicubic", "frr"),
-             min(v("baseline", "frr"), v("geom", "frr"), v("geomrad", "frr")), "<"),
+            (
+                "bicubic has the lowest FRR",
+                v("bicubic", "frr"),
+                min(v("baseline", "frr"), v("geom", "frr"), v("geomrad", "frr")),
+                "<",
+            ),
         ]
         for claim, left, right, op in claims:
             if math.isnan(left) or math.isnan(right):
@@ -152,7 +160,7 @@ def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
 
 
 def write_tables(table: pd.DataFrame, out_dir: str | Path, stem: str = "results") -> dict[str, Path]:
-    """Write ``table`` as ``<stem>.md``, ``<stem>.csv`` and ``<stem>.tex`` in ``out_dir``; returns the paths."""
+    """Write ``table`` as ``<stem>.md``, ``.csv`` and ``.tex`` in ``out_dir``; returns the paths."""
     out = Path(out_dir)
     paths = {"md": out / f"{stem}.md", "csv": out / f"{stem}.csv", "tex": out / f"{stem}.tex"}
     _atomic_write(paths["md"], to_markdown(table))

@@ -21,8 +21,12 @@ def test_environment_yml_matches_pyproject() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
     in_env = _pip_requirements_of_environment()
-    assert declared - in_env == set(), f"in pyproject.toml but not environment.yml: {sorted(declared - in_env)}"
-    assert in_env - declared == set(), f"in environment.yml but not pyproject.toml: {sorted(in_env - declared)}"
+    assert declared - in_env == set(), (
+        f"in pyproject.toml but not environment.yml: {sorted(declared - in_env)}"
+    )
+    assert in_env - declared == set(), (
+        f"in environment.yml but not pyproject.toml: {sorted(in_env - declared)}"
+    )
 
 
 def test_every_dependency_is_pinned() -> None:

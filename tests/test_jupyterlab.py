@@ -53,9 +53,21 @@ def lab() -> Iterator[Lab]:
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_TOKEN=token)
     proc = subprocess.Popen(
-        [str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={ROOT / 'notebooks'}", "--ServerApp.open_browser=False", *(["--allow-root"] if os.geteuid() == 0 else [])],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            str(jupyter),
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={ROOT / 'notebooks'}",
+            "--ServerApp.open_browser=False",
+            *(["--allow-root"] if os.geteuid() == 0 else []),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     server = Lab(port, token)
     try:
@@ -100,11 +112,24 @@ async def _execute(lab: Lab, kernel_id: str, code: str) -> tuple[str, str]:
     conn = await websocket_connect(request)
     msg_id = uuid.uuid4().hex
     message = {
-        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex, "msg_type": "execute_request",
-                   "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True},
+        "header": {
+            "msg_id": msg_id,
+            "username": "test",
+            "session": uuid.uuid4().hex,
+            "msg_type": "execute_request",
+            "version": "5.3",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "channel": "shell",
+        "content": {
+            "code": code,
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        },
     }
     await conn.write_message(json.dumps(message))
     stdout, status = "", ""
@@ -134,7 +159,9 @@ def test_project_kernel_starts_and_imports_sisrlib(lab: Lab) -> None:
     kernel = lab.request("POST", "/api/kernels", {"name": KERNEL_NAME})
     assert isinstance(kernel, dict)
     try:
-        status, out = asyncio.run(_execute(lab, kernel["id"], "import sisrlib, sys; print(sisrlib.__version__)"))
+        status, out = asyncio.run(
+            _execute(lab, kernel["id"], "import sisrlib, sys; print(sisrlib.__version__)")
+        )
         assert status == "ok"
         assert out.strip() == __import__("sisrlib").__version__
     finally:
