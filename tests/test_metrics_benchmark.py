@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -9,22 +10,33 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from test_training_lpips import write_fake_weights
 from training_fakes import FakeDataModule
 
 from sisrlib.cli import main as cli_main
 from sisrlib.data.params import DataParams
 from sisrlib.degradation import upsample
 from sisrlib.errors import MissingDependencyError
+from sisrlib.metrics import benchmark as benchmark_module
 from sisrlib.metrics.benchmark import (
     METRICS,
     BenchmarkParams,
     benchmark,
     missing_weights,
     pattern_tile,
+    piq_unavailable_reason,
     run_benchmark,
     select_metrics,
     simulate,
 )
+
+#: The metrics that run with torch and torchmetrics only (no piq, no torchvision, no weight file).
+OFFLINE = [
+    "PSNR", "SSIM", "MS-SSIM", "GMSD", "MS-GMSD", "TV_DIFF", "HaarPSI", "L1", "L2", "VIF_p", "UQI", "SCC",
+    "FRR", "FRR_0_80", "FRR_80_100", "FRR_Noise",
+]  # fmt: skip
+PIQ_ONLY = ["IW-SSIM", "BRISQUE", "BRISQUE_DIFF", "DSS", "FSIM", "SR-SIM", "MDSI", "PieAPP", "DISTS", "VSI"]
+PIQ_ONLY += ["CLIP-IQA"]
 
 DATA = DataParams(dataset="sen2venus", root="unused")
 
@@ -110,6 +122,78 @@ def test_multiscale_metric_on_small_patches_is_skipped_with_a_reason() -> None:
     table, skipped = run_benchmark(reference(2, 32), 2.0, params)
     assert "MS-SSIM" in skipped and "161" in skipped["MS-SSIM"]
     assert set(table["metric"]) == {"PSNR"}
+
+
+def test_piq_metrics_are_optional(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    assert [name for name, spec in METRICS.items() if spec.needs_piq] == PIQ_ONLY
+    monkeypatch.setattr(benchmark_module, "piq_unavailable_reason", lambda: "piq is not installed")
+    with caplog.at_level(logging.WARNING, logger="sisrlib.metrics.benchmark"):
+        chosen = [spec.name for spec in select_metrics(None)]
+    assert [name for name in chosen if name != "LPIPS"] == OFFLINE, "default order kept, piq metrics left out"
+    piq_messages = [r.getMessage() for r in caplog.records if "IW-SSIM" in r.getMessage()]
+    assert len(piq_messages) == 1, "one message for every piq metric"
+    assert all(name in piq_messages[0] for name in PIQ_ONLY)
+    assert "install piq==0.8.0" in piq_messages[0] and "torchvision" in piq_messages[0]
+    with pytest.raises(MissingDependencyError, match=r"DSS needs the optional packages piq and torchvision"):
+        select_metrics(["PSNR", "DSS"])
+    monkeypatch.setattr(benchmark_module, "piq_unavailable_reason", lambda: None)
+    assert [spec.name for spec in select_metrics(["DSS", "IW-SSIM"])] == ["DSS", "IW-SSIM"]
+
+
+def test_piq_availability_is_reported() -> None:
+    reason = piq_unavailable_reason()
+    if reason is None:
+        pytest.skip("piq and torchvision import here")
+    assert "piq" in reason or "torchvision" in reason
+
+
+def test_default_metrics_run_without_piq() -> None:
+    params = BenchmarkParams(
+        data=DATA,
+        output_dir="unused",
+        mtfs=[None],
+        spatial=[0.0, 1.0],
+        spectral=[0.02],
+        noise=[0.0, 0.002, 0.01],
+        pattern=[0.0],
+        metrics=OFFLINE,
+    )
+    table, skipped = run_benchmark(reference(2, 56), 2.0, params)
+    assert set(skipped) == {"MS-SSIM"} and "161" in skipped["MS-SSIM"], skipped
+    noise = table[table["distortion"] == "noise"].sort_values("level")
+    for metric, rising in (("GMSD", True), ("MS-GMSD", True), ("HaarPSI", False), ("VIF_p", False)):
+        values = noise[noise["metric"] == metric]["value"].tolist()
+        assert values == sorted(values, reverse=not rising) and values[0] != values[-1], (metric, values)
+    for metric in ("UQI", "SCC", "SSIM"):
+        values = noise[noise["metric"] == metric]["value"].tolist()
+        assert values[0] == pytest.approx(1.0, abs=1e-4) and values[-1] < values[0], (metric, values)
+    assert noise[(noise["metric"] == "PSNR") & (noise["level"] == 0.0)]["value"].item() == 80.0
+    better = {name: METRICS[name].higher_is_better for name in ("GMSD", "MS-GMSD", "HaarPSI", "UQI", "SCC")}
+    assert better == {"GMSD": False, "MS-GMSD": False, "HaarPSI": True, "UQI": True, "SCC": True}
+
+
+def test_lpips_uses_the_training_loss_implementation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(benchmark_module, "_LAZY_MODELS", {})
+    assert missing_weights(METRICS["LPIPS"])
+    with pytest.raises(MissingDependencyError, match=r"LPIPS needs pretrained weights.*lpips_weights\.pt"):
+        select_metrics(["LPIPS"])
+    write_fake_weights(tmp_path / "hub" / "checkpoints")
+    assert [spec.name for spec in select_metrics(["LPIPS"])] == ["LPIPS"]
+    params = BenchmarkParams(
+        data=DATA,
+        output_dir="unused",
+        mtfs=[None],
+        spatial=[0.0],
+        spectral=[0.02],
+        noise=[0.0, 0.01],
+        pattern=[0.0],
+        metrics=["LPIPS"],
+    )
+    table, skipped = run_benchmark(reference(2, 40), 2.0, params)
+    assert not skipped
+    noise = table[table["distortion"] == "noise"].sort_values("level")["value"].tolist()
+    assert noise[0] == pytest.approx(0.0, abs=1e-7) and noise[1] > 0
 
 
 @pytest.mark.slow

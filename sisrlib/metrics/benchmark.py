@@ -222,16 +222,16 @@ def piq_unavailable_reason() -> str | None:
     return "; ".join(problems) if problems else None
 
 
-def _piq_install_hint() -> str:
-    weights = ", ".join(
-        f"{spec.name}: {', '.join(str(p) for p in _weights_paths(spec))}"
-        for spec in METRICS.values()
-        if spec.needs_piq and spec.weights
-    )
-    return (
+def _piq_install_hint(specs: Sequence[MetricSpec] = ()) -> str:
+    """How to enable the piq metrics; names the missing weight files of ``specs``."""
+    missing = list(dict.fromkeys(str(p) for spec in specs for p in missing_weights(spec)))
+    hint = (
         f"install piq==0.8.0 and the torchvision release built for the installed torch {torch.__version__} "
-        f"(same CPU / CUDA variant), plus the weight files where needed ({weights})"
+        "(same CPU / CUDA variant)"
     )
+    if missing:
+        hint += ", plus the weight files " + ", ".join(missing) + " for the metrics that need weights"
+    return hint
 
 
 def unavailable_reason(spec: MetricSpec) -> str | None:
@@ -448,7 +448,7 @@ def select_metrics(requested: Sequence[str] | None) -> list[MetricSpec]:
     logged message when piq / torchvision are not usable, and metrics whose weights are missing with one
     message each."""
     chosen: list[MetricSpec] = []
-    without_piq: list[str] = []
+    without_piq: list[MetricSpec] = []
     for name in requested if requested is not None else list(METRICS):
         if name not in METRICS:
             raise ValueError(f"unknown metric {name!r}; valid names are {list(METRICS)}")
@@ -459,16 +459,16 @@ def select_metrics(requested: Sequence[str] | None) -> list[MetricSpec]:
         elif requested is not None:
             raise MissingDependencyError(reason)
         elif spec.needs_piq and piq_unavailable_reason() is not None:
-            without_piq.append(name)
+            without_piq.append(spec)
         else:
             LOGGER.warning("skipped: %s", reason)
     if without_piq:
         LOGGER.warning(
             "skipped %s: these metrics need the optional packages piq and torchvision, which are not usable "
             "here (%s). To enable them: %s",
-            ", ".join(without_piq),
+            ", ".join(spec.name for spec in without_piq),
             piq_unavailable_reason(),
-            _piq_install_hint(),
+            _piq_install_hint(without_piq),
         )
     return chosen
 

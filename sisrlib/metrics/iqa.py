@@ -208,10 +208,12 @@ def haarpsi(pred: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0) -> t
         weights.append(torch.maximum(cx[:, coarse], cy[:, coarse]))
     sim = torch.stack(similarity, dim=1)  # [N, 2, H, W]
     weight = torch.stack(weights, dim=1)
-    num = (torch.sigmoid(HAARPSI_ALPHA * sim) * weight).sum(dim=(1, 2, 3))
-    den = weight.sum(dim=(1, 2, 3))
-    perfect = torch.sigmoid(torch.tensor(HAARPSI_ALPHA, dtype=x.dtype, device=x.device))
+    # l⁻¹(p / (p + q)) with p = Σ l(S)·W and q = Σ (1 − l(S))·W = Σ l(−S)·W: log(p / q) / α, accurate near 1
+    p = (torch.sigmoid(HAARPSI_ALPHA * sim) * weight).sum(dim=(1, 2, 3))
+    q = (torch.sigmoid(-HAARPSI_ALPHA * sim) * weight).sum(dim=(1, 2, 3))
+    structured = weight.sum(dim=(1, 2, 3)) > 0
+    one = torch.ones_like(p)
     # no structure at all in either image (both zero): identical, similarity 1
-    ratio = torch.where(den > 0, num / den.clamp_min(torch.finfo(x.dtype).tiny), perfect)
-    per_image = (torch.logit(ratio) / HAARPSI_ALPHA).square()
+    logit = torch.where(structured, torch.log(torch.where(structured, p / q, one)) / HAARPSI_ALPHA, one)
+    per_image = logit.square()
     return per_image.mean()
