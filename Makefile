@@ -62,9 +62,10 @@ $(BUILD)/.params-checked: $(wildcard params/$(PROFILE)/*.yaml) | $(ENV_STAMP)
 	$(PY) -m sisrlib.pipeline check params/$(PROFILE)
 	@touch $@
 
-# One rule per stage: each output depends on its notebook, its params file, and every output of earlier stages.
+# One rule per stage: each output depends on its notebook, its params file, and every output of earlier stages;
+# the params check only has to have passed (order-only), so editing one params file reruns what depends on it.
 define stage_rule
-$(call stage_outputs,$(1)): $(BUILD)/%.ipynb: params/$(PROFILE)/%.yaml $(call notebook_of,$(1)) $(BUILD)/.params-checked $(foreach p,$(2),$(call stage_outputs,$(p)))
+$(call stage_outputs,$(1)): $(BUILD)/%.ipynb: params/$(PROFILE)/%.yaml $(call notebook_of,$(1)) $(foreach p,$(2),$(call stage_outputs,$(p))) | $(BUILD)/.params-checked
 	@echo "papermill: $(call notebook_of,$(1)) with $$< -> $$@"
 	@rm -f $$@.failed.ipynb
 	@if $(PAPERMILL) -p params_file $$< $(call notebook_of,$(1)) $$@.running.ipynb; then \

@@ -3,6 +3,9 @@
 Run layout under ``output_dir`` (``build/<profile>/runs/<name>``)::
 
     params.yaml                  the validated params of the run
+    signature.json               what the run learns from (params without execution settings, and the
+                                 sha256 of the registration checkpoint): a run whose signature differs from
+                                 its params file is stale, and is set aside as ``<output_dir>.stale``
     checkpoints/best.ckpt        min validation/total_loss
     checkpoints/last.ckpt        latest state (optimisers, schedulers, step), rewritten at every validation
     logs/csv/metrics.csv         CSV log (training/*, validation/*, test/*)
@@ -11,7 +14,11 @@ Run layout under ``output_dir`` (``build/<profile>/runs/<name>``)::
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +35,29 @@ from sisrlib.errors import SisrError
 from sisrlib.training.checkpoint import load_registration_into
 from sisrlib.training.module import MONITOR, SISRModule
 from sisrlib.training.params import ExperimentParams
+
+LOGGER = logging.getLogger(__name__)
+
+#: Settings of how (and how long) a run is executed, not of what it learns: they may differ between the SLURM
+#: job that trained a run and the notebook that evaluates it without making the run stale; a larger
+#: ``max_steps`` continues a finished run.
+EXECUTION_SETTINGS: dict[str, tuple[str, ...]] = {
+    "training": (
+        "accelerator",
+        "devices",
+        "num_nodes",
+        "strategy",
+        "resume_from",
+        "skip_if_done",
+        "log_every_n_steps",
+        "num_threads",
+        "test_after_fit",
+        "limit_test_batches",
+        "max_steps",
+    ),
+    "data": ("num_workers", "test_batch_size"),
+}
+SIGNATURE_FILE = "signature.json"
 
 
 @dataclass
@@ -76,6 +106,64 @@ def write_params(params: ExperimentParams, path: Path) -> None:
     ) as f:
         yaml.safe_dump(params.to_mapping(), f, sort_keys=False)
     os.replace(f.name, path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_signature(params: ExperimentParams) -> dict[str, Any]:
+    """What the run learns from: its params without :data:`EXECUTION_SETTINGS`, and the sha256 of the
+    registration checkpoint it loads (so that a retrained registration network makes its SR runs stale)."""
+    mapping = json.loads(json.dumps(params.to_mapping()))
+    for section, names in EXECUTION_SETTINGS.items():
+        for name in names:
+            mapping.get(section, {}).pop(name, None)
+    checkpoint = params.registration.checkpoint
+    mapping["registration_checkpoint_sha256"] = (
+        _sha256(Path(checkpoint)) if checkpoint and Path(checkpoint).is_file() else None
+    )
+    return dict(mapping)
+
+
+def set_aside_if_stale(params: ExperimentParams) -> Path | None:
+    """Move ``output_dir`` to ``<output_dir>.stale`` (replacing an older one) when it holds a run of other
+    params or of another registration checkpoint; returns the new place, or None when nothing was moved."""
+    out = Path(params.output_dir)
+    if params.training.resume_from not in (None, "last") or not out.is_dir() or not any(out.iterdir()):
+        return None  # an explicit resume_from checkpoint is the user's choice
+    stored = out / SIGNATURE_FILE
+    try:
+        previous = json.loads(stored.read_text(encoding="utf-8")) if stored.is_file() else None
+    except (OSError, ValueError):
+        previous = None
+    if previous == run_signature(params):
+        return None
+    aside = out.with_name(out.name + ".stale")
+    if aside.exists():
+        shutil.rmtree(aside)
+    out.rename(aside)
+    LOGGER.warning(
+        "%s: the run in %s was trained from other params or another registration checkpoint; moved to %s "
+        "and training again",
+        params.name,
+        out,
+        aside,
+    )
+    return aside
+
+
+def write_signature(params: ExperimentParams) -> None:
+    """Write :func:`run_signature` as ``<output_dir>/signature.json`` (temporary file then rename)."""
+    out = Path(params.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=out, suffix=".tmp", delete=False, encoding="utf-8") as f:
+        json.dump(run_signature(params), f, indent=1, sort_keys=True)
+    os.replace(f.name, out / SIGNATURE_FILE)
 
 
 def checkpoint_step(path: Path) -> int:
@@ -231,6 +319,7 @@ def fit(params: ExperimentParams, datamodule: pl.LightningDataModule | None = No
         metrics_csv=out / "logs" / "csv" / "metrics.csv",
         global_step=0,
     )
+    set_aside_if_stale(params)
     if tp.skip_if_done and params.last_checkpoint.is_file() and params.best_checkpoint.is_file():
         step = checkpoint_step(params.last_checkpoint)
         if step >= tp.max_steps:
@@ -269,6 +358,7 @@ def _fit(params: ExperimentParams, datamodule: pl.LightningDataModule | None, re
     module = SISRModule(params.to_mapping(), list(input_bands), list(target_bands), factor, list(lr_bands))
     _check_registration(params, module)
     write_params(params, out / "params.yaml")
+    write_signature(params)
     best = ModelCheckpoint(
         dirpath=str(params.checkpoint_dir),
         filename="best",
