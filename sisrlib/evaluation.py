@@ -809,7 +809,8 @@ def evaluate(
         )
         names = [(label, variant, str(ckpt))] + ([("bicubic", "bicubic", "")] if with_bicubic else [])
         for k, (model, var, source) in enumerate(names):
-            prefix = _safe_name(f"{params.name}_{dataset}_{model}")
+            # figures/<profile>/04_<evaluation>_<variant>_{fft_profiles,mosaic}.png (made by notebook 04)
+            prefix = "04_" + _safe_name(f"{params.name}_{var or model}")
             result = ModelResult(
                 model=model,
                 dataset=dataset,
@@ -964,7 +965,7 @@ def format_table(table: pd.DataFrame, columns: Sequence[str] | None = None, digi
 
 def profile_figures(result: EvaluationResult, figures_dir: str | Path | None = None) -> list[Path]:
     """One FFT-profile figure per dataset (signal attenuation in dB per band): the target, the bicubic input
-    and every model's prediction, written as ``<figures_dir or output_dir>/fft_profiles_<dataset>.png``."""
+    and every model's prediction, written as ``<figures_dir or output_dir>/04_fft_profiles_<dataset>.png``."""
     out = Path(figures_dir) if figures_dir is not None else result.output_dir
     paths = []
     for dataset in dict.fromkeys(m.dataset for m in result.models):
@@ -986,7 +987,7 @@ def profile_figures(result: EvaluationResult, figures_dir: str | Path | None = N
                 first.freqs,
                 curves,
                 first.fda_bands,
-                out / f"fft_profiles_{_safe_name(dataset)}.png",
+                out / f"04_fft_profiles_{_safe_name(dataset)}.png",
                 title=f"{dataset}: signal attenuation",
             )
         )

@@ -218,7 +218,8 @@ def test_benchmark_end_to_end_and_cli(tmp_path: Path, monkeypatch: pytest.Monkey
     assert {"spatial", "spectral", "noise", "pattern", "blur", "spatial_sign"} <= set(summary.columns)
     assert summary[["spatial", "spectral", "noise", "pattern", "blur"]].max(axis=1).eq(1.0).all()
     assert (tmp_path / "out" / "summary.md").read_text().startswith("| metric |")
-    assert (tmp_path / "fig" / "benchmark_PSNR.png").is_file()
+    assert (tmp_path / "fig" / "05_benchmark_PSNR.png").is_file()
+    assert (tmp_path / "fig" / "05_benchmark_summary.md").read_text().startswith("| metric |")
     assert len(pd.read_csv(tmp_path / "out" / "benchmark.csv")) == 3 * 2 * 8
 
     import sisrlib.evaluation as evaluation

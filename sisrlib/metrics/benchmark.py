@@ -670,6 +670,10 @@ def write_outputs(
     files.append(md)
     if figures:
         fig_dir = Path(params.figures_dir) if params.figures_dir else out / "figures"
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        files.append(write_csv(summary, fig_dir / "05_benchmark_summary.csv"))
+        _atomic_write_text(fig_dir / "05_benchmark_summary.md", summary_markdown(summary))
+        files.append(fig_dir / "05_benchmark_summary.md")
         for metric, frame in table.groupby("metric", sort=False):
             panels: dict[str, tuple[str, Sequence[float], dict[str, Sequence[float]]]] = {}
             for distortion, label in DISTORTIONS.items():
@@ -680,7 +684,7 @@ def write_outputs(
                     curve = part[part["mtf"] == mtf].sort_values("level")
                     curves[str(mtf)] = curve["value"].tolist()
                 panels[distortion] = (label, levels, curves)
-            files.append(plot_benchmark_metric(str(metric), panels, fig_dir / f"benchmark_{metric}.png"))
+            files.append(plot_benchmark_metric(str(metric), panels, fig_dir / f"05_benchmark_{metric}.png"))
     return summary, files
 
 
