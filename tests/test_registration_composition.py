@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
+import torch.nn.functional as F
 
 from sisrlib.registration.flow import compose_flows, warp
 from sisrlib.registration.network import FlowEstimator
-from sisrlib.registration.pretraining import pretraining_loss
+from sisrlib.registration.pretraining import highpass, penalty, pretraining_loss
+from sisrlib.training.params import RegistrationParams
 
 H = W = 96
 
@@ -112,3 +115,114 @@ def test_pretraining_loss_is_reproducible_with_a_generator() -> None:
     a = pretraining_loss(net, src, real, generator=torch.Generator().manual_seed(5)).total
     b = pretraining_loss(net, src, real, generator=torch.Generator().manual_seed(5)).total
     assert float(a) == float(b)
+
+
+class _CountingEstimator(FlowEstimator):
+    """A flow network that counts its forward passes."""
+
+    calls = 0
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return super().forward(left, right)
+
+
+def test_zero_weight_terms_are_not_evaluated() -> None:
+    torch.manual_seed(0)
+    net = _CountingEstimator(depth=2, start_filters=4, min_skip_depth=1, features=4)
+    src, real = torch.randn(2, 16, 16), torch.randn(2, 16, 16)
+    full = pretraining_loss(net, src, real, generator=torch.Generator().manual_seed(3))
+    assert net.calls == 4
+    net.calls = 0
+    w = (1.0, 0.0, 0.0, 5.0)
+    part = pretraining_loss(net, src, real, generator=torch.Generator().manual_seed(3), weights=w)
+    assert net.calls == 2
+    assert part.flow_bias is None and part.flow_consistency is None
+    assert part.flow is not None and part.data is not None
+    assert set(part.as_dict()) == {
+        "registration_flow_loss",
+        "registration_data_loss",
+        "registration_total_loss",
+    }
+    # same t, same network: the evaluated terms are those of the full loss
+    assert full.flow is not None and full.data is not None
+    torch.testing.assert_close(part.flow, full.flow)
+    torch.testing.assert_close(part.total, full.flow + 5.0 * full.data)
+    part.total.backward()
+    assert all(p.grad is not None for p in net.parameters())
+    with pytest.raises(ValueError, match="not all 0"):
+        pretraining_loss(net, src, real, weights=(0.0, 0.0, 0.0, 0.0))
+
+
+def test_penalties() -> None:
+    a, b = torch.tensor([0.0, 0.5, 3.0]), torch.zeros(3)
+    torch.testing.assert_close(penalty(a, b), torch.tensor((0.0 + 0.125 + 2.5) / 3))
+    torch.testing.assert_close(penalty(a, b, "l1"), torch.tensor(3.5 / 3))
+    torch.testing.assert_close(penalty(a, b, "mse"), torch.tensor(9.25 / 3))
+    with pytest.raises(ValueError, match="penalty"):
+        penalty(a, b, "huber")  # type: ignore[arg-type]
+
+
+def test_highpass_removes_offsets_and_slow_fields() -> None:
+    y, x = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+    slow = 3.0 + 0.5 * torch.cos(2 * math.pi * x / 200) * torch.cos(2 * math.pi * y / 200)
+    fine = torch.cos(2 * math.pi * x / 4)
+    out = highpass(torch.stack([slow, slow + fine]), 3.0)
+    assert out.shape == (2, 48, 48)
+    # away from the borders (reflect padding mirrors the slow field's slope there)
+    inner = (slice(10, -10), slice(10, -10))
+    assert float(out[0][inner].abs().max()) < 5e-3
+    torch.testing.assert_close(out[1][inner], fine[inner], atol=5e-3, rtol=0)
+    # a constant is removed everywhere
+    assert float(highpass(torch.full((1, 20, 20), 7.0), 2.0).abs().max()) < 1e-5
+    # a kernel wider than the image is truncated to it
+    assert highpass(torch.randn(1, 8, 8), 10.0).shape == (1, 8, 8)
+    with pytest.raises(ValueError, match="sigma"):
+        highpass(slow[None], 0.0)
+
+
+def test_data_term_options() -> None:
+    torch.manual_seed(0)
+    net = FlowEstimator(depth=2, start_filters=4, min_skip_depth=1, features=4)
+    src = torch.randn(2, 24, 24)
+    real = warp(src[:, None], torch.full((2, 2, 24, 24), 0.3))[:, 0]
+    w = (0.0, 0.0, 0.0, 1.0)
+
+    def data(real_: torch.Tensor, **options: object) -> torch.Tensor:
+        losses = pretraining_loss(net, src, real_, weights=w, **options)  # type: ignore[arg-type]
+        assert losses.data is not None
+        return losses.data
+
+    residual = warp(src[:, None], net(src, real))[:, 0] - real
+    torch.testing.assert_close(data(real), F.smooth_l1_loss(residual, torch.zeros_like(residual)))
+    torch.testing.assert_close(data(real, data_penalty="l1"), residual.abs().mean())
+    # high-passed: a band offset between the two images does not change the data term (the network
+    # instance-normalises its inputs, so its flow does not change either)
+    torch.testing.assert_close(
+        data(real + 0.7, data_penalty="l1", data_highpass=3.0),
+        data(real, data_penalty="l1", data_highpass=3.0),
+    )
+    assert float(data(real + 0.7, data_penalty="l1")) > float(data(real, data_penalty="l1")) + 0.3
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("data_penalty", "huber", "data_penalty"),
+        ("flow_penalty", "l2", "flow_penalty"),
+        ("data_highpass", 0.0, "data_highpass"),
+        ("data_weight", -1.0, "weights"),
+    ],
+)
+def test_registration_params_loss_options_are_validated(key: str, value: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        RegistrationParams(**{key: value})  # type: ignore[arg-type]
+
+
+def test_registration_params_all_zero_weights() -> None:
+    zero = {"flow_weight": 0.0, "bias_weight": 0.0, "consistency_weight": 0.0, "data_weight": 0.0}
+    with pytest.raises(ValueError, match="not all 0"):
+        RegistrationParams(**zero)
+    only_data = RegistrationParams(**{**zero, "data_weight": 1.0})
+    assert only_data.loss_weights == (0.0, 0.0, 0.0, 1.0)
+    assert RegistrationParams().data_penalty == "smooth_l1" and RegistrationParams().data_highpass is None

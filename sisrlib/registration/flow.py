@@ -22,7 +22,7 @@ def _check_flow(flow: torch.Tensor) -> None:
 
 
 def sampling_grid(flow: torch.Tensor) -> torch.Tensor:
-    """The normalised ``grid_sample`` grid ``[B, H, W, 2]`` (align_corners=True) for sampling at pixel + flow."""
+    """``grid_sample`` grid ``[B, H, W, 2]`` (normalised, align_corners=True) for sampling at pixel + flow."""
     _check_flow(flow)
     _, _, h, w = flow.shape
     rows = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, h, 1)
@@ -35,7 +35,8 @@ def sampling_grid(flow: torch.Tensor) -> torch.Tensor:
 
 
 def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bicubic") -> torch.Tensor:
-    """Resample ``x`` ``[B, C, H, W]`` at pixel + ``flow`` (``[B, 2, H, W]``, pixels), bicubic, reflection padding.
+    """Resample ``x`` ``[B, C, H, W]`` at pixel + ``flow`` (``[B, 2, H, W]``, pixels), bicubic,
+    reflection padding.
 
     A flow that is identically zero returns ``x`` itself (bit-exact identity).
     """
@@ -54,8 +55,8 @@ def compose_flows(
     """The flow ``c`` such that ``warp(x, c) == warp(warp(x, first), second)``.
 
     ``warp(warp(x, a), b)(p) = x(p + b(p) + a(p + b(p)))``, so ``c = second + warp(first, second)``: exact for
-    non-constant flows (away from borders, up to interpolation error). ``mode="reference"`` returns the plain sum
-    ``first + second`` of the reference implementation ([QUIRK] spec §4.2), exact only for constant flows.
+    non-constant flows (away from borders, up to interpolation error). ``mode="reference"`` returns the plain
+    sum ``first + second`` of the reference implementation ([QUIRK] spec §4.2), exact only for constant flows.
     """
     _check_flow(first)
     _check_flow(second)
@@ -84,8 +85,8 @@ def simulate_flow(
 ) -> torch.Tensor:
     """Random smooth flows with one soft discontinuity (the reference's ``simulate_warp``, spec §4.3).
 
-    Per sample: ``dx = c·cos(2π(x + φx)/Px) + ax·tanh(d/w)``, ``dy = c·cos(2π(y + φy)/Py) + ay·tanh(d/w)`` with
-    c ~ U(0, 1), φ ~ U(0, W), P ~ W·U(0.9, 1), ax, ay ~ U(−1, 1), d the signed distance to a random line
+    Per sample: ``dx = c·cos(2π(x + φx)/Px) + ax·tanh(d/w)``, ``dy = c·cos(2π(y + φy)/Py) + ay·tanh(d/w)``
+    with c ~ U(0, 1), φ ~ U(0, W), P ~ W·U(0.9, 1), ax, ay ~ U(−1, 1), d the signed distance to a random line
     (slope ~ U(−10, 10)) and w ~ U(1, max_width); flow = max_range·(dx, dy). Each component is bounded by
     ``2·max_range`` pixels. Returns ``[B, 2, H, W]``; draws come from ``generator`` (CPU) for reproducibility.
     """
@@ -119,7 +120,8 @@ def simulate_flow(
 
 
 def smooth_flow(flow: torch.Tensor, mtf: float = 1e-6, half_width: int = 7) -> torch.Tensor:
-    """Low-pass a flow with the reference's 15×15 Gaussian (``generate_psf_kernel(1, 1, 1e-6, 7)``, σ ≈ 1.67 px).
+    """Low-pass a flow with the reference's 15×15 Gaussian (``generate_psf_kernel(1, 1, 1e-6, 7)``,
+    σ ≈ 1.67 px).
 
     Zero "same" padding as in the reference would bias the flow towards 0 at the borders; reflect padding is
     used instead. ``[B, 2, H, W]`` → same shape, pixels.

@@ -272,6 +272,7 @@ class SISRModule(pl.LightningModule):
                 weights=reg.loss_weights,
                 flow_penalty=reg.flow_penalty,
                 data_penalty=reg.data_penalty,
+                data_highpass=reg.data_highpass,
             )
             total = finite_or_raise(losses.total, "registration pre-training loss")
             opt = opt_list[0]
@@ -347,6 +348,7 @@ class SISRModule(pl.LightningModule):
                 weights=reg.loss_weights,
                 flow_penalty=reg.flow_penalty,
                 data_penalty=reg.data_penalty,
+                data_highpass=reg.data_highpass,
             )
             for k, v in losses.as_dict().items():
                 logs[f"{context}/{k}"] = v

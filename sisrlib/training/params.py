@@ -47,7 +47,8 @@ class RegistrationParams:
     flow_max_width: float = 10.0
     composition: Composition = "exact"
     sim_mtf: float = 0.4
-    #: Pre-training loss weights of the flow, bias, consistency and data terms (reference: all 1).
+    #: Pre-training loss weights of the flow, bias, consistency and data terms (reference: all 1). A term of
+    #: weight 0 is not evaluated (saves its pass of the network) and not logged.
     flow_weight: float = 1.0
     bias_weight: float = 1.0
     consistency_weight: float = 1.0
@@ -56,6 +57,10 @@ class RegistrationParams:
     #: (standardised units): ``smooth_l1`` (the reference), ``l1`` or ``mse``.
     flow_penalty: Penalty = "smooth_l1"
     data_penalty: Penalty = "smooth_l1"
+    #: Pre-training: σ (LR px) of a Gaussian low-pass removed from the data-term residual
+    #: ``warp(src, f1) − real`` before its penalty, so that slowly varying radiometric differences (band
+    #: offsets, low-frequency fields) do not drown the geometric signal (null: no filtering, the reference).
+    data_highpass: float | None = None
     #: Pre-training only: train on random ``crop_size``² crops of the LR patches (null: whole patches, the
     #: reference). Cheaper steps for CPU budgets; the network is fully convolutional.
     crop_size: int | None = None
@@ -67,11 +72,13 @@ class RegistrationParams:
             )
         if not 0.0 < self.sim_mtf < 1.0:
             raise ValueError(f"sim_mtf must lie in (0, 1), got {self.sim_mtf}")
-        if min(self.loss_weights) < 0:
-            raise ValueError(f"registration loss weights must be >= 0, got {self.loss_weights}")
+        if min(self.loss_weights) < 0 or max(self.loss_weights) <= 0:
+            raise ValueError(f"registration loss weights must be >= 0 and not all 0, got {self.loss_weights}")
         for key in ("flow_penalty", "data_penalty"):
             if getattr(self, key) not in PENALTIES:
                 raise ValueError(f"{key} must be one of {list(PENALTIES)}, got {getattr(self, key)!r}")
+        if self.data_highpass is not None and self.data_highpass <= 0:
+            raise ValueError(f"data_highpass must be > 0 LR px or null, got {self.data_highpass}")
         if self.crop_size is not None and self.crop_size < 8:
             raise ValueError(f"crop_size must be >= 8 or null, got {self.crop_size}")
 
