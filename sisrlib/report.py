@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import glob
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from sisrlib.metrics.atomic import write_text_atomic
 
 #: The variants of the paper, in display order (bicubic is the floor).
 VARIANT_ORDER: tuple[str, ...] = ("bicubic", "baseline", "geom", "geomrad")
@@ -137,14 +137,6 @@ def mechanism_frame(checks: Sequence[MechanismCheck]) -> pd.DataFrame:
     return pd.DataFrame([c.__dict__ for c in checks], columns=["dataset", "claim", "holds", "detail"])
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
     """A GitHub-flavoured Markdown table (numbers with ``digits`` significant digits)."""
 
@@ -163,9 +155,9 @@ def write_tables(table: pd.DataFrame, out_dir: str | Path, stem: str = "results"
     """Write ``table`` as ``<stem>.md``, ``.csv`` and ``.tex`` in ``out_dir``; returns the paths."""
     out = Path(out_dir)
     paths = {"md": out / f"{stem}.md", "csv": out / f"{stem}.csv", "tex": out / f"{stem}.tex"}
-    _atomic_write(paths["md"], to_markdown(table))
-    _atomic_write(paths["csv"], table.to_csv(index=False, float_format="%.6g"))
-    _atomic_write(paths["tex"], table.to_latex(index=False, float_format="%.4g", escape=True))
+    write_text_atomic(paths["md"], to_markdown(table))
+    write_text_atomic(paths["csv"], table.to_csv(index=False, float_format="%.6g"))
+    write_text_atomic(paths["tex"], table.to_latex(index=False, float_format="%.4g", escape=True))
     return paths
 
 

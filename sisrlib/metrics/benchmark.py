@@ -46,7 +46,7 @@ from sisrlib.data.params import DataParams
 from sisrlib.degradation import add_noise, blur, mtf_downscale, upsample
 from sisrlib.errors import MissingDependencyError, SisrError
 from sisrlib.metrics import fda, iqa
-from sisrlib.metrics.atomic import atomic_output
+from sisrlib.metrics.atomic import write_text_atomic
 from sisrlib.metrics.pixel import crop
 from sisrlib.registration.flow import warp
 
@@ -631,11 +631,6 @@ def _sign(values: np.ndarray) -> str:
     return "+" if values[-1] > values[0] else "-"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
-
-
 def summary_markdown(summary: pd.DataFrame, digits: int = 2) -> str:
     """The summary as a Markdown table (normalised response with its direction, e.g. ``+0.83``)."""
     names = [*DISTORTIONS, "blur"]
@@ -666,13 +661,13 @@ def write_outputs(
     summary = summarise(table)
     files.append(write_csv(summary, out / "summary.csv"))
     md = out / "summary.md"
-    _atomic_write_text(md, summary_markdown(summary))
+    write_text_atomic(md, summary_markdown(summary))
     files.append(md)
     if figures:
         fig_dir = Path(params.figures_dir) if params.figures_dir else out / "figures"
         fig_dir.mkdir(parents=True, exist_ok=True)
         files.append(write_csv(summary, fig_dir / "05_benchmark_summary.csv"))
-        _atomic_write_text(fig_dir / "05_benchmark_summary.md", summary_markdown(summary))
+        write_text_atomic(fig_dir / "05_benchmark_summary.md", summary_markdown(summary))
         files.append(fig_dir / "05_benchmark_summary.md")
         for metric, frame in table.groupby("metric", sort=False):
             panels: dict[str, tuple[str, Sequence[float], dict[str, Sequence[float]]]] = {}

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from sisrlib.bands import STANDARDISATION
 from sisrlib.errors import SisrError
+from sisrlib.metrics.atomic import write_text_atomic
 from sisrlib.training.checkpoint import load_registration_into
 from sisrlib.training.module import MONITOR, SISRModule
 from sisrlib.training.params import ExperimentParams
@@ -100,12 +100,7 @@ class SaveLastCheckpoint(Callback):
 
 def write_params(params: ExperimentParams, path: Path) -> None:
     """Write the validated params as YAML (temporary file then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8"
-    ) as f:
-        yaml.safe_dump(params.to_mapping(), f, sort_keys=False)
-    os.replace(f.name, path)
+    write_text_atomic(path, yaml.safe_dump(params.to_mapping(), sort_keys=False))
 
 
 def _sha256(path: Path) -> str:
@@ -159,11 +154,9 @@ def set_aside_if_stale(params: ExperimentParams) -> Path | None:
 
 def write_signature(params: ExperimentParams) -> None:
     """Write :func:`run_signature` as ``<output_dir>/signature.json`` (temporary file then rename)."""
-    out = Path(params.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out, suffix=".tmp", delete=False, encoding="utf-8") as f:
-        json.dump(run_signature(params), f, indent=1, sort_keys=True)
-    os.replace(f.name, out / SIGNATURE_FILE)
+    write_text_atomic(
+        Path(params.output_dir) / SIGNATURE_FILE, json.dumps(run_signature(params), indent=1, sort_keys=True)
+    )
 
 
 def checkpoint_step(path: Path) -> int:
