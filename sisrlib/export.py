@@ -1,6 +1,6 @@
 """ONNX export of a generator for the EVOLAND ``sentinel2_superresolution`` tool.
 
-The exported graph follows the model contract of that tool (``reference/evoland-onnx-contract.md``, spec §8):
+The exported graph follows the model contract of that tool (as torchsisr's export writes it):
 
 * one float32 input named ``input`` of shape ``[b, C, h, w]`` holding Sentinel-2 L2A **DN**
   (reflectance × 10000);
@@ -338,11 +338,7 @@ def export_dn_model(
     seed: int = 0,
 ) -> ExportedPair:
     """Export a :class:`DNModel` (see :func:`export_generator`); verified, atomic, nothing left on failure."""
-    onnx_path = Path(path)
-    if onnx_path.suffix != ".onnx":
-        raise ValueError(f"export output {onnx_path}: expected a file name ending in .onnx")
-    if not onnx_path.parent.is_dir():
-        raise FileNotFoundError(f"export output {onnx_path}: the folder {onnx_path.parent} does not exist")
+    onnx_path = check_export_output(path)
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < 7:
         raise ValueError(f"--opset {opset}: expected an ONNX opset >= 7 (default {DEFAULT_OPSET})")
     bands = wrapper.bands
@@ -390,6 +386,38 @@ def export_dn_model(
     return ExportedPair(onnx_path, yaml_path, bands, factor, margin, opset, max_diff)
 
 
+def check_export_output(
+    path: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None = None
+) -> Path:
+    """``path`` as the ``.onnx`` file of an export, checked before any work: it ends in ``.onnx``, its folder
+    exists, neither it nor its sidecar ``.yaml`` is an existing folder, and neither is the input
+    ``checkpoint`` (an export never replaces its model). Raises ``ValueError``/``FileNotFoundError``."""
+    onnx_path = Path(path)
+    yaml_path = onnx_path.with_suffix(".yaml")
+    if onnx_path.is_dir():
+        raise ValueError(
+            f"export output {onnx_path} is an existing folder; pass the .onnx file to write, e.g. "
+            f"--output {onnx_path / 'model.onnx'}"
+        )
+    if onnx_path.suffix != ".onnx":
+        raise ValueError(f"export output {onnx_path}: expected a file name ending in .onnx")
+    if not onnx_path.parent.is_dir():
+        raise FileNotFoundError(f"export output {onnx_path}: the folder {onnx_path.parent} does not exist")
+    if yaml_path.is_dir():
+        raise ValueError(
+            f"export output {onnx_path}: its sidecar {yaml_path} is an existing folder; choose another name"
+        )
+    if checkpoint is not None:
+        source = Path(checkpoint)
+        for written in (onnx_path, yaml_path):
+            if written.exists() and source.exists() and os.path.samefile(written, source):
+                raise ValueError(
+                    f"export output {onnx_path}: it would replace the input checkpoint {source} "
+                    f"(writing {written}); choose another --output"
+                )
+    return onnx_path
+
+
 def dn_model_from_checkpoint(checkpoint: str | os.PathLike[str]) -> DNModel:
     """The exportable generator of a training checkpoint, wrapped with its normalisation (CPU, eval).
 
@@ -401,6 +429,8 @@ def dn_model_from_checkpoint(checkpoint: str | os.PathLike[str]) -> DNModel:
     from sisrlib.models.joint import JointSuperResolution
 
     checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        raise ValueError(f"checkpoint {checkpoint} is a folder; pass its checkpoints/best.ckpt file")
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
     loaded = load_checkpoint_generator(checkpoint)
@@ -429,9 +459,13 @@ def export_checkpoint(
     *,
     tolerance_dn: float = DEFAULT_TOLERANCE_DN,
 ) -> ExportedPair:
-    """Export the generator of a training checkpoint (default output: the checkpoint path with ``.onnx``)."""
-    wrapper = dn_model_from_checkpoint(checkpoint)
+    """Export the generator of a training checkpoint (default output: the checkpoint path with ``.onnx``).
+
+    The output is checked before the checkpoint is read (:func:`check_export_output`); the checkpoint is read
+    safely (``weights_only=True``, see :mod:`sisrlib.training.checkpoint`)."""
     target = Path(output) if output is not None else Path(checkpoint).with_suffix(".onnx")
+    check_export_output(target, checkpoint)
+    wrapper = dn_model_from_checkpoint(checkpoint)
     return export_dn_model(wrapper, target, opset, tolerance_dn=tolerance_dn)
 
 

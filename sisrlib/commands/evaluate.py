@@ -13,6 +13,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from sisrlib.errors import SisrError
 from sisrlib.evaluation import EvaluationParams, RunSpec, evaluate, format_table
 from sisrlib.params import load
 
@@ -33,6 +34,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-batches", type=int, default=None, help="evaluate at most this many test batches"
     )
     parser.add_argument("--device", default=None, help="cpu, cuda or auto (default: the params' or cpu)")
+
+
+def check_output_folder(output: str | Path, where: str = "--output") -> None:
+    """Refuse, before any work, an output that names an existing file (the results are a folder of files:
+    ``metrics.csv``, ``runs.csv``, one folder per model); a missing folder is created by the evaluation."""
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise SisrError(
+            f"{where} {path} is an existing file, expected a folder for metrics.csv, runs.csv and the "
+            "per-model figures; choose a folder (e.g. build/evaluation/<run>), nothing was written"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         changes["device"] = args.device
     if changes:
         params = dataclasses.replace(params, **changes)  # type: ignore[arg-type]
+    check_output_folder(params.output_dir, "--output" if args.output is not None else "output_dir")
     result = evaluate(params)
     print(format_table(result.table).to_string(index=False))
     print(f"wrote {result.metrics_csv}")

@@ -1,22 +1,52 @@
-"""Loading trained networks from the Lightning checkpoints of :func:`sisrlib.training.fit`.
+"""Loading trained networks from the Lightning checkpoints of :func:`sisrlib.training.fit`, safely.
 
 A checkpoint (``<output_dir>/checkpoints/{best,last}.ckpt``) holds the run's params mapping and band names in
 ``hyper_parameters`` and the weights under ``generator.``, ``registration.`` and ``discriminator.``.
+
+Checkpoints are shared between labs, and unpickling a foreign object can run arbitrary code. Every read goes
+through :func:`load_checkpoint_file`, ``torch.load(weights_only=True)``: tensors, numbers, strings, lists,
+tuples and dicts only, plus the globals of :data:`SAFE_GLOBALS`. A file that needs anything else is refused
+with :class:`~sisrlib.errors.UnsafeCheckpointError` naming the file and the global(s), and nothing in it is
+run. The content is then checked (:func:`read_checkpoint`): the keys and types this module needs, weights
+that fit the network built from the stored params, and finite weights.
 """
 
 from __future__ import annotations
 
+import math
+import pickle
+import re
+import warnings
+import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from sisrlib.bands import Standardisation, standardisation
-from sisrlib.errors import SisrError
+from sisrlib.errors import CheckpointError, SisrError, UnsafeCheckpointError
 from sisrlib.models.base import SRModel
+from sisrlib.params import ParamsError
 from sisrlib.registration.network import FlowEstimator, freeze
 from sisrlib.training.params import ExperimentParams, RegistrationParams, experiment_from_mapping
+
+#: Python globals that our checkpoints need beyond what ``torch.load(weights_only=True)`` accepts by default.
+#: None: the run params are stored as a plain mapping (``ExperimentParams.to_mapping()``), the band names as
+#: lists of strings, and what Lightning adds (``loops``, ``callbacks`` — the ``ModelCheckpoint`` state —,
+#: ``optimizer_states`` of Adam, ``lr_schedulers`` of the cosine schedule, the AMP grad-scaler state) holds
+#: only tensors, numbers, strings, ``None``, lists, tuples and (ordered) dicts.
+#: ``tests/test_checkpoint_safety.py`` checks that a real training checkpoint needs nothing more. A global
+#: added here must also be allowed around the ``trainer.fit``/``trainer.test`` loads of
+#: :mod:`sisrlib.training.fit` (``torch.serialization.safe_globals``).
+SAFE_GLOBALS: tuple[Any, ...] = ()
+
+#: The ``hyper_parameters`` keys a sisrlib checkpoint holds (``lr_bands`` may be empty).
+HYPER_PARAMETER_KEYS: tuple[str, ...] = ("params", "input_bands", "target_bands", "factor", "lr_bands")
+
+_GLOBAL_IN_MESSAGE = re.compile(r"GLOBAL ([A-Za-z_][\w.]*)")
 
 
 @dataclass
@@ -34,42 +64,239 @@ class LoadedGenerator:
     global_step: int = 0
 
 
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint dictionary, with clear errors for a missing file or a file that is not a sisrlib run."""
+# ------------------------------------------------------------------------------------------------ safe load
+def _unsafe_globals(path: Path, exc: BaseException) -> list[str]:
+    """The globals a refused file asks for: every one listed by torch for a zip checkpoint, else the one the
+    weights-only unpickler stopped at (from its message); empty when the file has no global at all."""
+    names: list[str] = []
+    if zipfile.is_zipfile(path):
+        try:
+            names = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        except Exception:  # a damaged archive: fall back on the message
+            names = []
+    if not names:
+        names = sorted(set(_GLOBAL_IN_MESSAGE.findall(str(exc))))
+    return names
+
+
+def _refusal(path: Path, exc: BaseException) -> UnsafeCheckpointError:
+    names = _unsafe_globals(path, exc)
+    needs = (
+        f"it needs the Python global(s) {names} to be unpickled"
+        if names
+        else "it holds pickled data that is not a tensor, number, string, list, tuple or dict"
+    )
+    return UnsafeCheckpointError(
+        f"checkpoint {path}: refused: {needs}. sisrlib reads checkpoints with torch.load(weights_only=True) "
+        "and refuses to unpickle foreign objects, because unpickling them can run arbitrary code; a "
+        "checkpoint written by sisrlib's training never holds any. Use a checkpoint from sisr train / sisr "
+        "pretrain-registration, or, only if you trust its author, re-save its content as plain tensors, "
+        "numbers, strings, lists and dicts"
+    )
+
+
+def load_checkpoint_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The top-level dictionary of a checkpoint file, read with ``torch.load(weights_only=True)``.
+
+    Raises ``FileNotFoundError`` for a missing file, :class:`UnsafeCheckpointError` for a file that needs
+    Python objects beyond tensors and plain values (nothing in it is run), and :class:`CheckpointError` for
+    an unreadable file or one whose content is not a dictionary. The content is not checked further (see
+    :func:`read_checkpoint`).
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(
             f"checkpoint {p} does not exist; train the run first (sisr train / sisr pretrain-registration) "
-            "or fix "
-            "the path"
+            "or fix the path"
         )
     try:
-        ckpt = torch.load(p, map_location=map_location, weights_only=False)
-    except Exception as exc:  # pickle/zip errors of a corrupt or foreign file
-        raise SisrError(f"checkpoint {p} cannot be read ({type(exc).__name__}: {exc})") from exc
-    if (
-        not isinstance(ckpt, dict)
-        or "state_dict" not in ckpt
-        or "params" not in ckpt.get("hyper_parameters", {})
-    ):
-        raise SisrError(
-            f"{p} is not a sisrlib training checkpoint (expected a Lightning checkpoint with the run params "
-            "in "
-            "hyper_parameters)"
+        with warnings.catch_warnings():
+            # the weights-only unpickler warns about the pickle protocol of files not written by torch.save
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+                ckpt = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise _refusal(p, exc) from None
+    except Exception as exc:  # zip/EOF/storage errors of a truncated, corrupt or foreign file
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        raise CheckpointError(
+            f"checkpoint {p} cannot be read ({type(exc).__name__}: {detail}); "
+            "it is truncated, corrupt or not a torch checkpoint: train the run again or fix the path"
+        ) from exc
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(
+            f"checkpoint {p}: expected a dictionary (a Lightning checkpoint with state_dict and "
+            f"hyper_parameters), found {type(ckpt).__name__}; it is not a sisrlib training checkpoint"
         )
     return ckpt
 
 
-def _sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+def checkpoint_global_step(path: str | Path) -> int:
+    """``global_step`` of a checkpoint, or -1 when the file is missing, unreadable or has no integer step.
+
+    A file that needs foreign objects is not "unreadable": it raises :class:`UnsafeCheckpointError`.
+    """
+    try:
+        ckpt = load_checkpoint_file(path)
+    except UnsafeCheckpointError:
+        raise
+    except (FileNotFoundError, CheckpointError):
+        return -1
+    step = ckpt.get("global_step", -1)
+    return step if isinstance(step, int) and not isinstance(step, bool) else -1
+
+
+# --------------------------------------------------------------------------------------- content validation
+def _describe(value: Any) -> str:
+    """A short description of a found value: numbers and short strings as written, else the type."""
+    if value is None or isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) < 60):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        items = ", ".join(_describe(v) for v in value[:3]) + (", ..." if len(value) > 3 else "")
+        return f"a {type(value).__name__} of {len(value)} item(s) [{items}]"
+    return f"a {type(value).__name__}"
+
+
+def _not_sisrlib(path: Path, key: str, expected: str, found: str) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path}: {key}: expected {expected}, found {found}; it is not a sisrlib training "
+        "checkpoint (or it was damaged): use a checkpoints/best.ckpt or last.ckpt written by sisr train / "
+        "sisr pretrain-registration"
+    )
+
+
+def _band_list(path: Path, hp: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = hp.get(key)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(b, str) for b in value):
+        raise _not_sisrlib(path, f"hyper_parameters[{key!r}]", "a list of band names", _describe(value))
+    return tuple(value)
+
+
+def validate_checkpoint(ckpt: Mapping[str, Any], path: str | Path) -> None:
+    """Check what this module needs in a checkpoint: a ``state_dict`` of tensors and ``hyper_parameters``
+    with ``params`` (a mapping), ``input_bands``/``target_bands``/``lr_bands`` (lists of band names) and a
+    finite positive ``factor``. Raises :class:`CheckpointError` naming the file and the key."""
+    p = Path(path)
+    state = ckpt.get("state_dict")
+    if not isinstance(state, Mapping):
+        raise _not_sisrlib(p, "state_dict", "a mapping of weight names to tensors", _describe(state))
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise _not_sisrlib(p, f"state_dict[{key!r}]", "a tensor", _describe(value))
+    hp = ckpt.get("hyper_parameters")
+    if not isinstance(hp, Mapping):
+        raise _not_sisrlib(
+            p, "hyper_parameters", f"a mapping with the keys {list(HYPER_PARAMETER_KEYS)}", _describe(hp)
+        )
+    missing = [k for k in HYPER_PARAMETER_KEYS if k not in hp and k != "lr_bands"]
+    if missing:
+        raise _not_sisrlib(
+            p,
+            "hyper_parameters",
+            f"the keys {list(HYPER_PARAMETER_KEYS[:-1])}",
+            f"a mapping without {missing} (keys {sorted(map(str, hp))})",
+        )
+    if not isinstance(hp["params"], Mapping):
+        raise _not_sisrlib(p, "hyper_parameters['params']", "the run params mapping", _describe(hp["params"]))
+    for key in ("input_bands", "target_bands"):
+        if not _band_list(p, hp, key):
+            raise _not_sisrlib(p, f"hyper_parameters[{key!r}]", "at least one band name", "an empty list")
+    if hp.get("lr_bands") is not None:
+        _band_list(p, hp, "lr_bands")
+    factor = hp["factor"]
+    if (
+        isinstance(factor, bool)
+        or not isinstance(factor, (int, float))
+        or not math.isfinite(factor)
+        or factor <= 0
+    ):
+        raise _not_sisrlib(p, "hyper_parameters['factor']", "a finite positive number", _describe(factor))
+    step = ckpt.get("global_step", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise _not_sisrlib(p, "global_step", "a non-negative integer", _describe(step))
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint dictionary, read safely (:func:`load_checkpoint_file`) and checked
+    (:func:`validate_checkpoint`): clear errors for a missing file, a file that needs foreign objects, and
+    a file that is not a sisrlib run."""
+    ckpt = load_checkpoint_file(path, map_location)
+    validate_checkpoint(ckpt, path)
+    return ckpt
+
+
+def _sub_state(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def checkpoint_params(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> ExperimentParams:
-    return experiment_from_mapping(ckpt["hyper_parameters"]["params"], where=f"{path} params")
+def check_finite(state: Mapping[str, torch.Tensor], path: str | Path, prefix: str = "") -> None:
+    """Refuse weights holding NaN or ±inf, naming the first such tensor (its key as stored: ``prefix`` +
+    name) and how many values are not finite; such a network only outputs no-data."""
+    for name, tensor in state.items():
+        if not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        bad = ~torch.isfinite(tensor)
+        if bool(bad.any()):
+            n_nan = int(torch.isnan(tensor).sum())
+            raise CheckpointError(
+                f"checkpoint {path}: state_dict[{prefix + name!r}] has {int(bad.sum())} non-finite value(s) "
+                f"of {tensor.numel()} ({n_nan} NaN, {int(bad.sum()) - n_nan} ±inf): the training diverged "
+                "or the file was damaged; use an earlier checkpoint or train again (lower training.lr)"
+            )
 
 
+def check_state_fits(
+    net: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, prefix: str, what: str
+) -> None:
+    """Compare the weights ``state`` (stored under ``prefix``) with ``net``'s: missing and unexpected keys,
+    shape mismatches; a :class:`CheckpointError` listing the first few of each."""
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{prefix}{k}: checkpoint {list(state[k].shape)}, network {list(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    for label, items in (
+        ("missing", [prefix + k for k in missing]),
+        ("unexpected", [prefix + k for k in unexpected]),
+        ("shape mismatch", shapes),
+    ):
+        if items:
+            more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+            parts.append(f"{len(items)} {label} ({'; '.join(items[:3])}{more})")
+    raise CheckpointError(
+        f"checkpoint {path}: the {what} weights in state_dict do not fit the network built from its "
+        f"hyper_parameters: {', '.join(parts)}; the file was damaged or edited, or written by another "
+        "version: use a checkpoint written by this sisrlib's training"
+    )
+
+
+def checkpoint_params(ckpt: Mapping[str, Any], path: str | Path = "checkpoint") -> ExperimentParams:
+    """The run params stored in ``hyper_parameters['params']`` (a :class:`CheckpointError` when invalid)."""
+    hp = ckpt.get("hyper_parameters")
+    if not isinstance(hp, Mapping) or "params" not in hp:
+        raise _not_sisrlib(Path(path), "hyper_parameters['params']", "the run params mapping", _describe(hp))
+    try:
+        return experiment_from_mapping(hp["params"], where="hyper_parameters['params']")
+    except ParamsError as exc:
+        raise CheckpointError(
+            f"checkpoint {path}: {exc}; the stored run params are not valid for this version of sisrlib: "
+            "use a checkpoint written by its training"
+        ) from exc
+
+
+# ------------------------------------------------------------------------------------------------ networks
 def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedGenerator:
-    """The generator of an SR training checkpoint (eval mode, on ``map_location``)."""
+    """The generator of an SR training checkpoint (eval mode, on ``map_location``).
+
+    Refused with a :class:`CheckpointError` naming the file (and :class:`UnsafeCheckpointError` for foreign
+    objects): bad keys or types, weights that do not fit the network of the stored params, NaN/inf weights.
+    """
     from sisrlib.models import build_generator
 
     ckpt = read_checkpoint(path, map_location)
@@ -79,22 +306,41 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
         raise SisrError(f"{path} is a registration pre-training checkpoint, it holds no generator")
     input_bands, target_bands = tuple(hp["input_bands"]), tuple(hp["target_bands"])
     lr_bands = tuple(hp.get("lr_bands") or ())
+    factor = float(hp["factor"])
+    if abs(params.model.factor - factor) > 1e-6:
+        raise CheckpointError(
+            f"checkpoint {path}: hyper_parameters['factor'] is {factor:g} but its params' model.factor is "
+            f"{params.model.factor:g}; the file was damaged or edited"
+        )
     n_lr = len(lr_bands) if params.model.lr_to_hr is not None else None
-    model = build_generator(params.model, len(input_bands), len(target_bands), lr_bands=n_lr)
-    state = _sub_state(ckpt["state_dict"], "generator.")
     try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise SisrError(f"{path}: the generator weights do not fit the network of its params: {exc}") from exc
+        model = build_generator(params.model, len(input_bands), len(target_bands), lr_bands=n_lr)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {path}: its generator cannot be built: {exc}") from exc
+    state = _sub_state(ckpt["state_dict"], "generator.")
+    if not state:
+        raise CheckpointError(
+            f"checkpoint {path}: state_dict holds no generator weights (no 'generator.*' key); it is not "
+            "an SR training checkpoint"
+        )
+    check_state_fits(model, state, path, "generator.", "generator")
+    check_finite(state, path, "generator.")
+    model.load_state_dict(state)
     model.to(map_location).eval()
     stats = params.training.standardisation
+    try:
+        in_std, out_std = standardisation(stats, input_bands), standardisation(stats, target_bands)
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path}: training.standardisation {stats!r} does not cover its bands: {exc}"
+        ) from exc
     return LoadedGenerator(
         model=model,
-        standardisation=standardisation(stats, input_bands),
-        target_standardisation=standardisation(stats, target_bands),
+        standardisation=in_std,
+        target_standardisation=out_std,
         input_bands=input_bands,
         target_bands=target_bands,
-        factor=float(hp["factor"]),
+        factor=factor,
         params=params,
         lr_bands=lr_bands,
         global_step=int(ckpt.get("global_step", 0)),
@@ -104,7 +350,8 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
 def registration_state(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[RegistrationParams, dict[str, torch.Tensor]]:
-    """The registration params and flow-network weights stored in a checkpoint (pre-training or SR run)."""
+    """The registration params and flow-network weights stored in a checkpoint (pre-training or SR run);
+    NaN/inf weights are refused."""
     ckpt = read_checkpoint(path, map_location)
     params = checkpoint_params(ckpt, path)
     state = _sub_state(ckpt["state_dict"], "registration.")
@@ -113,6 +360,7 @@ def registration_state(
             f"{path} holds no registration network weights (it is an SR run without registration); point "
             "registration.checkpoint to a pre-training run's checkpoints/best.ckpt"
         )
+    check_finite(state, path, "registration.")
     return params.registration, state
 
 
@@ -123,6 +371,7 @@ def load_registration(path: str | Path, map_location: str | torch.device = "cpu"
 
     reg, state = registration_state(path, map_location)
     net = build_flow_estimator(reg)
+    check_state_fits(net, state, path, "registration.", "registration")
     net.load_state_dict(state)
     net.to(map_location)
     frozen: FlowEstimator = freeze(net)  # type: ignore[assignment]
@@ -131,8 +380,7 @@ def load_registration(path: str | Path, map_location: str | torch.device = "cpu"
 
 def load_registration_into(net: FlowEstimator, path: str | Path, run: RegistrationParams) -> None:
     """Load a checkpoint's flow weights into ``net`` (built from the run's params), with a clear error when
-    the
-    architectures differ."""
+    the architectures differ."""
     ckpt_reg, state = registration_state(path)
     arch = ("depth", "start_filters", "min_skip_depth", "features", "max_range")
     theirs = {k: getattr(ckpt_reg, k) for k in arch}
@@ -145,6 +393,7 @@ def load_registration_into(net: FlowEstimator, path: str | Path, run: Registrati
     if theirs != ours:
         raise SisrError(message)
     try:
-        net.load_state_dict(state)
-    except RuntimeError as exc:
-        raise SisrError(f"{message}. Details: {str(exc).splitlines()[0]}") from exc
+        check_state_fits(net, state, path, "registration.", "registration")
+    except CheckpointError as exc:
+        raise SisrError(f"{message}. Details: {exc}") from exc
+    net.load_state_dict(state)
