@@ -185,8 +185,9 @@ def test_nodata_is_propagated_and_does_not_poison(models: dict[str, Path], tmp_p
     dn[2, 30, 5] = 0  # one band only: the pixel has no data in the output
     path = write_geotiff(tmp_path / "holes.tif", dn, nodata=0)
     out = tmp_path / "sr.tif"
+    # --keep-filled: only the holes' own output pixels are no data.
     assert _infer(["--model", str(models["x2"]), "--input", str(path), "--output", str(out),
-                   "--tile-size", "32"]) == 0  # fmt: skip
+                   "--tile-size", "32", "--keep-filled"]) == 0  # fmt: skip
     data, _ = _read(out)
     expected_mask = np.zeros((96, 96), dtype=bool)
     expected_mask[20:28, 40:60] = True
@@ -196,7 +197,19 @@ def test_nodata_is_propagated_and_does_not_poison(models: dict[str, Path], tmp_p
     assert (data[:, ~expected_mask] > 0).all()  # filled holes do not produce NaN or absurd values nearby
     float_dn = dn.astype(np.uint16).astype(np.float32)
     float_dn[float_dn == 0] = np.nan
-    whole = to_int16_dn(super_resolve_array(OnnxPredictor(models["x2"]), float_dn))
+    predictor = OnnxPredictor(models["x2"])
+    whole = to_int16_dn(super_resolve_array(predictor, float_dn, keep_filled=True))
+    assert np.abs(data.astype(int) - whole.astype(int)).max() <= 1
+    # Default: the holes dilated by the model's margin (5 output px) are no data too.
+    assert _infer(["--model", str(models["x2"]), "--input", str(path), "--output", str(out),
+                   "--tile-size", "32"]) == 0  # fmt: skip
+    data, _ = _read(out)
+    m = predictor.margin
+    halo = np.zeros((96, 96), dtype=bool)
+    halo[20 - m : 28 + m, 40 - m : 60 + m] = True
+    halo[60 - m : 62 + m, 10 - m : 12 + m] = True
+    assert np.array_equal((data == -10000).all(axis=0), halo)
+    whole = to_int16_dn(super_resolve_array(predictor, float_dn))
     assert np.abs(data.astype(int) - whole.astype(int)).max() <= 1
 
 

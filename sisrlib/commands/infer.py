@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import sys
 from pathlib import Path
 
-from sisrlib.inference.engine import DEFAULT_TILE_SIZE, super_resolve
+from sisrlib.inference.engine import (
+    DEFAULT_TILE_SIZE,
+    Terminated,
+    check_output_path,
+    sigterm_raises,
+    super_resolve,
+)
 from sisrlib.inference.predictors import DEVICES, load_predictor
 from sisrlib.inference.sources import open_source
 from sisrlib.inference.tiling import parse_tile_size
+
+
+def _positive_float(option: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{option} {value!r}: expected a positive finite number")
+    return number
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,13 +41,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="multi-band GeoTIFF of DN, Sentinel-2 L2A SAFE folder or .zip (Sen2Cor), or Theia L2A product",
     )
-    parser.add_argument("--output", required=True, help="GeoTIFF to write (int16 DN, no data -10000)")
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="GeoTIFF file to write (int16 DN, no data -10000); never the model or the input",
+    )
     parser.add_argument(
         "--bands",
         default=None,
-        help="names of the GeoTIFF's bands in file order, comma-separated (e.g. B2,B3,B4,B8); default: "
-        "the band "
-        "descriptions",
+        help="names of the GeoTIFF's bands in file order, comma-separated (e.g. B2,B3,B4,B8), for files "
+        "whose band descriptions are not band names; default: the band descriptions",
+    )
+    parser.add_argument(
+        "--input-scale",
+        default=None,
+        metavar="S",
+        help="GeoTIFF only: DN = value x S (e.g. 10000 for reflectance 0-1); default: the values are DN, "
+        "and a float GeoTIFF of reflectance is refused",
     )
     roi = parser.add_mutually_exclusive_group()
     roi.add_argument(
@@ -52,6 +80,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"tile edge in output pixels (default {DEFAULT_TILE_SIZE})",
     )
     parser.add_argument(
+        "--max-memory",
+        default=None,
+        metavar="GIB",
+        help="refuse settings whose estimated peak memory exceeds GIB GiB (default: half of this machine's "
+        "memory)",
+    )
+    parser.add_argument(
+        "--keep-filled",
+        action="store_true",
+        help="keep the prediction of output pixels within the model's margin of an input no-data pixel "
+        "(computed from a fill value); by default they are written as no data",
+    )
+    parser.add_argument(
         "--threads", type=int, default=min(8, os.cpu_count() or 1), help="CPU threads (default min(8, cores))"
     )
     parser.add_argument(
@@ -61,23 +102,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def _model_files(model: Path) -> list[Path]:
+    """The model path and, for an exported pair, its sibling ``.onnx`` / ``.yaml`` (checked first)."""
+    if model.suffix.lower() in (".yaml", ".yml", ".onnx"):
+        return [model, model.with_suffix(".onnx"), model.with_suffix(".yaml"), model.with_suffix(".yml")]
+    return [model]
+
+
 def run(args: argparse.Namespace) -> int:
+    """Check every path and option, then infer; SIGTERM removes the partial output and exits 143."""
     tile_size = parse_tile_size(args.tile_size)
-    output = Path(args.output)
-    if output.exists() and output.resolve() == Path(args.input).resolve():
-        raise ValueError(f"--output {output} would overwrite the input")
+    input_scale = None if args.input_scale is None else _positive_float("--input-scale", args.input_scale)
+    max_memory = (
+        None if args.max_memory is None else int(_positive_float("--max-memory", args.max_memory) * 1024**3)
+    )
+    inputs = [Path(args.input)]
+    if inputs[0].is_dir():
+        inputs = [p for p in inputs[0].rglob("*") if p.is_file()]
+    protected = [
+        *(("the model file", p) for p in _model_files(Path(args.model))),
+        *(("the input file", p) for p in inputs),
+    ]
+    output = check_output_path(args.output, protected)
     band_names = [b for b in args.bands.split(",") if b.strip()] if args.bands else None
-    predictor = load_predictor(args.model, device=args.device, threads=args.threads, bicubic=args.bicubic)
-    with open_source(args.input, predictor.bands, band_names) as source:
-        summary = super_resolve(
-            predictor,
-            source,
-            output,
-            roi=args.roi,
-            roi_pixels=args.roi_pixels,
-            tile_size=tile_size,
-            progress=not args.no_progress,
-        )
+    try:
+        with sigterm_raises():
+            predictor = load_predictor(
+                args.model, device=args.device, threads=args.threads, bicubic=args.bicubic
+            )
+            with open_source(args.input, predictor.bands, band_names, input_scale) as source:
+                summary = super_resolve(
+                    predictor,
+                    source,
+                    output,
+                    roi=args.roi,
+                    roi_pixels=args.roi_pixels,
+                    tile_size=tile_size,
+                    progress=not args.no_progress,
+                    keep_filled=args.keep_filled,
+                    max_memory=max_memory,
+                )
+    except Terminated as exc:
+        print(f"sisr infer: {exc}", file=sys.stderr)
+        return 143
     print(
         f"wrote {summary.output}: {summary.region.width} x {summary.region.height} px, bands "
         f"{list(summary.bands)}, x{summary.factor} ({predictor.name}), {summary.tiles} tiles in "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +65,13 @@ def read_model_yaml(path: str | os.PathLike[str]) -> ModelCard:
     except ValueError as exc:
         raise SisrError(str(exc)) from exc
     factor = content["factor"]
-    if isinstance(factor, bool) or not isinstance(factor, int | float) or not factor > 0:
-        raise _fail(path, f"'factor' must be a positive number (e.g. 2.0), found {factor!r}")
+    if (
+        isinstance(factor, bool)
+        or not isinstance(factor, int | float)
+        or not math.isfinite(factor)
+        or not factor > 0
+    ):
+        raise _fail(path, f"'factor' must be a positive finite number (e.g. 2.0), found {factor!r}")
     margin = content["margin"]
     if isinstance(margin, bool) or not isinstance(margin, int) or margin < 0:
         raise _fail(path, f"'margin' must be a non-negative integer (output pixels), found {margin!r}")

@@ -40,6 +40,8 @@ class Predictor(abc.ABC):
     margin: int
     #: Short human-readable description.
     name: str
+    #: The model files it was loaded from (yaml and ONNX, or checkpoint); empty for in-memory models.
+    files: tuple[Path, ...] = ()
 
     @abc.abstractmethod
     def __call__(self, dn: np.ndarray) -> np.ndarray:
@@ -56,6 +58,7 @@ class OnnxPredictor(Predictor):
         self.factor = card.factor
         self.margin = card.margin
         self.name = f"ONNX {card.onnx_path.name}"
+        self.files = (card.yaml_path, card.onnx_path)
         self.session: Any = onnx_runtime_session(card.onnx_path, threads=threads, use_cuda=device == "cuda")
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or inputs[0].name != ONNX_INPUT_NAME:
@@ -92,7 +95,9 @@ class TorchPredictor(Predictor):
     def from_checkpoint(cls, path: str | os.PathLike[str], device: str = "cpu") -> TorchPredictor:
         """The generator of a training checkpoint, with the standardisation saved in it."""
         wrapper = dn_model_from_checkpoint(path)
-        return cls(wrapper, device)
+        predictor = cls(wrapper, device)
+        predictor.files = (Path(path),)
+        return predictor
 
     def __call__(self, dn: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -157,7 +162,9 @@ def load_predictor(
         if bicubic:
             card = read_model_yaml(path)
             _check_device(device)
-            return BicubicPredictor(card.bands, card.factor, device)
+            baseline = BicubicPredictor(card.bands, card.factor, device)
+            baseline.files = (card.yaml_path, card.onnx_path)
+            return baseline
         # ONNX Runtime needs its own CUDA provider (not torch's): checked when the session is built.
         predictor = OnnxPredictor(path, threads=threads, device=device)
     elif suffix == ".ckpt":
@@ -165,7 +172,9 @@ def load_predictor(
         torch.set_num_threads(threads)
         predictor = TorchPredictor.from_checkpoint(path, device)
         if bicubic:
-            return BicubicPredictor(predictor.bands, predictor.factor, device)
+            baseline = BicubicPredictor(predictor.bands, predictor.factor, device)
+            baseline.files = predictor.files
+            return baseline
     else:
         raise ValueError(
             f"--model {path}: expected an exported model yaml (NAME.yaml beside NAME.onnx) or a training "

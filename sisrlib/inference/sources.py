@@ -6,6 +6,12 @@ the input has no data. Windows may extend beyond the image: those positions are 
 about the image border (``… 2 1 | 0 1 2 … n−1 | n−2 …``), so the value at a position depends on the image
 only, never on the window, which keeps tiled inference seamless. Memory: only the window (plus a few pixels)
 is read.
+
+No data, explicitly: a pixel has no data where its raw value equals the file's no-data tag, where GDAL's mask
+says so (an internal per-dataset mask band or an alpha band, ``dataset.read_masks``), where it is not finite
+(NaN, +inf, −inf), or where its DN is ≤ −10000 (the Sentinel-2 / Theia fill −10000 written without a no-data
+tag; a reflectance ≤ −1 is not physical). Negative DN above −10000 stay valid (dark pixels after Sen2Cor's BOA
+offset).
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.enums import MaskFlags
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.windows import Window
 
 from sisrlib.bands import BAND_RESOLUTION_M, BANDS_10M, NODATA_DN, STANDARDISATION, match_bands
@@ -36,6 +43,12 @@ from sisrlib.errors import DataError
 
 #: Data types a DN raster may have.
 SUPPORTED_DTYPES: tuple[str, ...] = ("uint16", "int16", "uint32", "int32", "float32", "float64")
+#: DN at or below this are no data (the −10000 fill of Sentinel-2 L2A products, with or without a tag).
+NODATA_FLOOR_DN = float(NODATA_DN)
+#: A float raster whose valid pixels' 99th percentile is at most this holds reflectance (0–1), not DN.
+REFLECTANCE_P99_MAX = 2.0
+#: Sampling of a float raster for the reflectance check: up to ``n × n`` windows of ``size`` pixels.
+_SAMPLE_GRID, _SAMPLE_SIZE = 8, 32
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,22 @@ def fill_values_dn(bands: Sequence[str]) -> np.ndarray:
     """
     stats = STANDARDISATION["evoland"].select(bands)
     return np.asarray(stats.mean, dtype=np.float32) * np.float32(10000.0)
+
+
+def any_in_boxes(
+    invalid: np.ndarray, r0: np.ndarray, r1: np.ndarray, c0: np.ndarray, c1: np.ndarray
+) -> np.ndarray:
+    """``out[i, j]``: whether ``invalid[r0[i]:r1[i], c0[j]:c1[j]]`` holds a True (summed-area table).
+
+    ``invalid`` is ``[h, w]`` bool; the bounds are clipped to it (pixels beyond it count as False).
+    """
+    h, w = invalid.shape
+    table = np.zeros((h + 1, w + 1), dtype=np.int64)
+    table[1:, 1:] = invalid.cumsum(axis=0, dtype=np.int64).cumsum(axis=1)
+    r0, r1 = np.clip(r0, 0, h), np.clip(r1, 0, h)
+    c0, c1 = np.clip(c0, 0, w), np.clip(c1, 0, w)
+    count = table[r1][:, c1] - table[r0][:, c1] - table[r1][:, c0] + table[r0][:, c0]
+    return np.asarray(count > 0)
 
 
 def reflect_indices(start: int, size: int, n: int) -> np.ndarray:
@@ -130,6 +159,8 @@ class RasterSource(abc.ABC):
     grid: Grid
     #: A short description (file or product name).
     description: str
+    #: The local files read (an output must never replace one of them).
+    files: tuple[Path, ...] = ()
 
     @abc.abstractmethod
     def read(self, col_off: int, row_off: int, width: int, height: int) -> np.ndarray:
@@ -179,31 +210,94 @@ class BandFile:
     nodata: float | None = None
 
 
-def _to_dn(raw: np.ndarray, nodata: float | None, offset: float = 0.0, scale: float = 1.0) -> np.ndarray:
-    """Raw ``[..]`` → float32 DN with NaN where ``raw == nodata`` or NaN."""
+def _to_dn(
+    raw: np.ndarray,
+    nodata: float | None,
+    offset: float = 0.0,
+    scale: float = 1.0,
+    valid: np.ndarray | None = None,
+) -> np.ndarray:
+    """Raw ``[..]`` → float32 DN ``(raw + offset) · scale`` with NaN for no data.
+
+    No data: ``raw == nodata``, ``valid`` false (GDAL mask, same shape), raw not finite (NaN, ±inf), or a
+    DN ≤ −10000.
+    """
     out = raw.astype(np.float32, copy=True)
-    invalid = np.isnan(out)
+    invalid = ~np.isfinite(out)
     if nodata is not None and not math.isnan(nodata):
         invalid |= raw == nodata
+    if valid is not None:
+        invalid |= ~valid
     if offset:
         out += np.float32(offset)
     if scale != 1.0:
         out *= np.float32(scale)
+    with np.errstate(invalid="ignore"):
+        invalid |= ~(out > np.float32(NODATA_FLOOR_DN))
     out[invalid] = np.nan
     return out
 
 
+def _has_mask(ds: rasterio.DatasetReader, indexes: Sequence[int]) -> bool:
+    """Whether GDAL has a mask for these bands beyond the no-data tag (per-dataset mask band, alpha)."""
+    for i in indexes:
+        flags = ds.mask_flag_enums[i - 1]
+        if MaskFlags.all_valid not in flags and MaskFlags.nodata not in flags:
+            return True
+    return False
+
+
+def _read_window(
+    ds: rasterio.DatasetReader, path: str, indexes: list[int], window: Window, masked: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw ``[C, h, w]`` values of ``window`` and, when ``masked``, GDAL's validity mask (True = data).
+
+    A read failure (truncated or corrupt file) becomes a :class:`DataError` naming the file and window.
+    """
+    try:
+        raw = ds.read(indexes, window=window)
+        valid = ds.read_masks(indexes, window=window) > 0 if masked else None
+    except RasterioError as exc:
+        raise DataError(
+            f"{path}: cannot read the window col {window.col_off}, row {window.row_off}, "
+            f"{window.width} x {window.height} px ({exc}); the file is truncated or corrupt: "
+            "copy or download it again"
+        ) from exc
+    return raw, valid
+
+
 class GeoTiffSource(RasterSource):
-    """A multi-band raster of DN; bands named by their descriptions (``B2``, ``B02`` …) or by "
-    "``band_names``."""
+    """A multi-band raster of DN; bands named by their descriptions (``B2``, ``B02`` …) or by ``band_names``.
+
+    Args:
+        path: the raster (GeoTIFF or anything GDAL reads).
+        bands: the model's bands, in the model's order.
+        band_names: the file's bands in file order (``--bands``); refused when the file's band descriptions
+            are Sentinel-2 band names that say otherwise.
+        scale: DN = raw × ``scale`` (``--input-scale``, e.g. 10000 for reflectance). ``None``: raw values are
+            DN, and a float raster whose valid values look like reflectance (99th percentile ≤ 2) is refused.
+    """
 
     def __init__(
-        self, path: str | os.PathLike[str], bands: Sequence[str], band_names: Sequence[str] | None = None
+        self,
+        path: str | os.PathLike[str],
+        bands: Sequence[str],
+        band_names: Sequence[str] | None = None,
+        scale: float | None = None,
     ):
         self.path = str(path)
         self.description = Path(path).name
+        self.files = (Path(path),)
         if not Path(path).is_file():
             raise FileNotFoundError(f"input {path} does not exist")
+        if scale is not None and (
+            isinstance(scale, bool)
+            or not isinstance(scale, int | float)
+            or not math.isfinite(scale)
+            or scale <= 0
+        ):
+            raise ValueError(f"--input-scale {scale!r}: expected a positive finite number (e.g. 10000)")
+        self.scale = 1.0 if scale is None else float(scale)
         self.ds = _open(self.path)
         try:
             self.grid = _check_georeferencing(self.ds, self.path)
@@ -223,12 +317,39 @@ class GeoTiffSource(RasterSource):
             self.indexes = [i + 1 for i in idx]
             self.bands = tuple(bands)
             self.nodata = self.ds.nodata
+            self.masked = _has_mask(self.ds, self.indexes)
+            if scale is None and any(np.dtype(d).kind == "f" for d in self.ds.dtypes):
+                self._refuse_reflectance()
         except BaseException:
             self.ds.close()
             raise
 
+    def _refuse_reflectance(self) -> None:
+        """Refuse a float raster whose valid values look like reflectance (0–1) rather than DN."""
+        grid = self.grid
+        values = []
+        for row in np.unique(np.linspace(0, max(grid.height - _SAMPLE_SIZE, 0), _SAMPLE_GRID).astype(int)):
+            for col in np.unique(np.linspace(0, max(grid.width - _SAMPLE_SIZE, 0), _SAMPLE_GRID).astype(int)):
+                dn = self.read(
+                    int(col), int(row), min(_SAMPLE_SIZE, grid.width), min(_SAMPLE_SIZE, grid.height)
+                )
+                values.append(dn[np.isfinite(dn)])
+        valid = np.concatenate(values)
+        if valid.size == 0:
+            return
+        p99 = float(np.percentile(valid, 99))
+        if p99 <= REFLECTANCE_P99_MAX:
+            raise DataError(
+                f"input {self.path}: float values whose 99th percentile is {p99:.4g} (<= "
+                f"{REFLECTANCE_P99_MAX:g}) look like reflectance (0-1), not digital numbers (DN = "
+                "reflectance × 10000, e.g. 200-4000); pass --input-scale 10000 to convert them to DN, or "
+                "--input-scale 1 if they really are DN"
+            )
+
     def _file_band_names(self, band_names: Sequence[str] | None, bands: Sequence[str]) -> list[str]:
         count = self.ds.count
+        descriptions = list(self.ds.descriptions)
+        described = [normalise_band_name(d) if d else None for d in descriptions]
         if band_names is not None:
             if len(band_names) != count:
                 raise DataError(
@@ -241,10 +362,21 @@ class GeoTiffSource(RasterSource):
                 if norm is None:
                     raise DataError(f"--bands: {name!r} is not a Sentinel-2 band name (B2 … B12, B8A)")
                 names.append(norm)
+            clashes = [
+                f"band {i} is described as {descriptions[i - 1]!r} but --bands says {name!r}"
+                for i, (name, norm, desc) in enumerate(
+                    zip(band_names, names, described, strict=True), start=1
+                )
+                if desc is not None and desc != norm
+            ]
+            if clashes:
+                raise DataError(
+                    f"--bands {','.join(band_names)} contradicts the band descriptions of {self.path} "
+                    f"{descriptions}: {'; '.join(clashes)}. Drop --bands to use the descriptions, or fix the "
+                    "descriptions if they are wrong (e.g. rio edit-info --bidx N --description B4)"
+                )
             return names
-        descriptions = list(self.ds.descriptions)
-        names_or_none = [normalise_band_name(d) if d else None for d in descriptions]
-        if any(n is None for n in names_or_none):
+        if any(n is None for n in described):
             raise DataError(
                 f"{self.path} has {count} band(s) whose descriptions {descriptions} are not all Sentinel-2 "
                 "band "
@@ -252,14 +384,19 @@ class GeoTiffSource(RasterSource):
                 "with "
                 f"--bands (e.g. --bands {','.join(bands)}) or set the band descriptions"
             )
-        return [n for n in names_or_none if n is not None]
+        return [n for n in described if n is not None]
 
     def read(self, col_off: int, row_off: int, width: int, height: int) -> np.ndarray:
         rows = reflect_indices(row_off, height, self.grid.height)
         cols = reflect_indices(col_off, width, self.grid.width)
         r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
-        raw = self.ds.read(self.indexes, window=Window(c0, r0, c1 - c0, r1 - r0))
-        return _to_dn(_take(raw, rows, cols, r0, c0), self.nodata)
+        raw, valid = _read_window(
+            self.ds, self.path, self.indexes, Window(c0, r0, c1 - c0, r1 - r0), self.masked
+        )
+        raw = _take(raw, rows, cols, r0, c0)
+        if valid is not None:
+            valid = _take(valid, rows, cols, r0, c0)
+        return _to_dn(raw, self.nodata, scale=self.scale, valid=valid)
 
     def close(self) -> None:
         self.ds.close()
@@ -270,23 +407,32 @@ class BandFilesSource(RasterSource):
 
     Bands at the grid's resolution are read directly. Coarser bands (20 m on a 10 m grid) are up-sampled by
     bicubic interpolation (``align_corners=False``, edge-clamped at the image border), computed on the window
-    plus two coarse pixels of context so that every tile sees the same values as a whole-image interpolation;
-    their no-data mask is up-sampled by nearest neighbour.
+    plus two coarse pixels of context so that every tile sees the same values as a whole-image interpolation.
+    A fine pixel of such a band has no data when any of its 4 × 4 bicubic taps has none (the taps of a
+    no-data pixel hold a fill value, not data).
     """
 
-    def __init__(self, files: Sequence[BandFile], resolution_m: float, description: str) -> None:
+    def __init__(
+        self,
+        files: Sequence[BandFile],
+        resolution_m: float,
+        description: str,
+        local_files: Sequence[Path] = (),
+    ) -> None:
         self.description = description
         self.bands = tuple(f.band for f in files)
-        self.files = list(files)
+        self.band_files = list(files)
+        self.files = tuple(local_files)
         self.datasets: list[rasterio.DatasetReader] = []
         try:
             for f in files:
                 self.datasets.append(_open(f.path))
             grids = [_check_georeferencing(ds, f.path) for ds, f in zip(self.datasets, files, strict=True)]
-            reference = [g for g, f in zip(grids, files, strict=True) if f.resolution_m == resolution_m]
+            reference = [(g, f) for g, f in zip(grids, files, strict=True) if f.resolution_m == resolution_m]
             if not reference:
                 raise DataError(f"{description}: no band at {resolution_m:g} m among {list(self.bands)}")
-            self.grid = reference[0]
+            self.grid, reference_file = reference[0]
+            self.masked = [_has_mask(ds, [1]) for ds in self.datasets]
             self.ratios: list[int] = []
             for grid, f in zip(grids, files, strict=True):
                 ratio = f.resolution_m / resolution_m
@@ -307,25 +453,43 @@ class BandFilesSource(RasterSource):
                         f"{self.grid.transform.f}, {self.grid.crs})"
                     )
                 self.ratios.append(round(ratio))
+                expected = (-(-self.grid.height // round(ratio)), -(-self.grid.width // round(ratio)))
+                if (grid.height, grid.width) != expected:
+                    raise DataError(
+                        f"{f.path}: band {f.band} is {grid.height} x {grid.width} px (rows x cols) at "
+                        f"{f.resolution_m:g} m, but {reference_file.path} ({reference_file.band}) is "
+                        f"{self.grid.height} x {self.grid.width} px at {resolution_m:g} m, so {f.band} "
+                        f"should be {expected[0]} x {expected[1]} px: the bands of a product must cover the "
+                        "same extent (a cropped or foreign band file?); replace it with the product's own"
+                    )
             self.fill = fill_values_dn(self.bands)
         except BaseException:
             self.close()
             raise
 
+    def _read_dn(
+        self, k: int, rows: np.ndarray, cols: np.ndarray, row0: int, col0: int, window: Window
+    ) -> np.ndarray:
+        """Band ``k``'s DN at ``rows`` x ``cols`` of its grid, read from ``window`` (at ``row0, col0``)."""
+        f = self.band_files[k]
+        raw, valid = _read_window(self.datasets[k], f.path, [1], window, self.masked[k])
+        raw = _take(raw, rows, cols, row0, col0)
+        if valid is not None:
+            valid = _take(valid, rows, cols, row0, col0)
+        return _to_dn(raw, f.nodata, f.offset, f.scale, valid=valid)[0]
+
     def _read_band(self, k: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        f, ds, ratio = self.files[k], self.datasets[k], self.ratios[k]
+        ds, ratio = self.datasets[k], self.ratios[k]
         r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
         if ratio == 1:
-            raw = ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))[None]
-            return _to_dn(_take(raw, rows, cols, r0, c0), f.nodata, f.offset, f.scale)[0]
+            return self._read_dn(k, rows, cols, r0, c0, Window(c0, r0, c1 - c0, r1 - r0))
         # Coarse pixels covering the fine range [r0, r1) x [c0, c1), plus 2 coarse pixels of bicubic context.
         cr0, cr1 = r0 // ratio - 2, (r1 - 1) // ratio + 3
         cc0, cc1 = c0 // ratio - 2, (c1 - 1) // ratio + 3
         crow = np.clip(np.arange(cr0, cr1), 0, ds.height - 1)
         ccol = np.clip(np.arange(cc0, cc1), 0, ds.width - 1)
         a0, a1, b0, b1 = int(crow.min()), int(crow.max()) + 1, int(ccol.min()), int(ccol.max()) + 1
-        raw = ds.read(1, window=Window(b0, a0, b1 - b0, a1 - a0))[None]
-        coarse = _to_dn(_take(raw, crow, ccol, a0, b0), f.nodata, f.offset, f.scale)[0]
+        coarse = self._read_dn(k, crow, ccol, a0, b0, Window(b0, a0, b1 - b0, a1 - a0))
         invalid = np.isnan(coarse)
         coarse = np.where(invalid, self.fill[k], coarse)
         fine = F.interpolate(
@@ -338,15 +502,19 @@ class BandFilesSource(RasterSource):
         ri = rows - cr0 * ratio
         ci = cols - cc0 * ratio
         out = fine[ri][:, ci]
-        mask = invalid[rows // ratio - cr0][:, cols // ratio - cc0]
-        out[mask] = np.nan
+        if invalid.any():
+            # Bicubic taps of fine pixel i (align_corners=False): floor((i + 0.5) / ratio − 0.5) − 1 … + 2.
+            row_base = np.floor((ri + 0.5) / ratio - 0.5).astype(np.int64)
+            col_base = np.floor((ci + 0.5) / ratio - 0.5).astype(np.int64)
+            mask = any_in_boxes(invalid, row_base - 1, row_base + 3, col_base - 1, col_base + 3)
+            out[mask] = np.nan
         return out
 
     def read(self, col_off: int, row_off: int, width: int, height: int) -> np.ndarray:
         rows = reflect_indices(row_off, height, self.grid.height)
         cols = reflect_indices(col_off, width, self.grid.width)
-        out = np.empty((len(self.files), height, width), dtype=np.float32)
-        for k in range(len(self.files)):
+        out = np.empty((len(self.band_files), height, width), dtype=np.float32)
+        for k in range(len(self.band_files)):
             out[k] = self._read_band(k, rows, cols)
         return out
 
@@ -377,6 +545,10 @@ class _ProductFiles:
 
     def gdal_path(self, name: str) -> str:
         return f"/vsizip/{self.path.resolve()}/{name}" if self.is_zip else str(self.path / name)
+
+    def local_files(self, band_files: Sequence[BandFile]) -> tuple[Path, ...]:
+        """The files on disk behind ``band_files``: the zip itself, or each band file of the folder."""
+        return (self.path,) if self.is_zip else tuple(Path(f.path) for f in band_files)
 
     def read_bytes(self, name: str) -> bytes:
         if self.is_zip:
@@ -491,7 +663,7 @@ def open_sen2cor(path: Path, bands: Sequence[str]) -> BandFilesSource:
                 nodata=0,
             )
         )
-    return BandFilesSource(band_files, resolution, path.name)
+    return BandFilesSource(band_files, resolution, path.name, files.local_files(band_files))
 
 
 def open_theia(path: Path, bands: Sequence[str]) -> BandFilesSource:
@@ -506,7 +678,7 @@ def open_theia(path: Path, bands: Sequence[str]) -> BandFilesSource:
         band_files.append(
             BandFile(band, files.gdal_path(found[0]), BAND_RESOLUTION_M[band], nodata=float(NODATA_DN))
         )
-    return BandFilesSource(band_files, resolution, path.name)
+    return BandFilesSource(band_files, resolution, path.name, files.local_files(band_files))
 
 
 def product_kind(path: Path) -> str:
@@ -524,11 +696,16 @@ def product_kind(path: Path) -> str:
 
 
 def open_source(
-    path: str | os.PathLike[str], bands: Sequence[str], band_names: Sequence[str] | None = None
+    path: str | os.PathLike[str],
+    bands: Sequence[str],
+    band_names: Sequence[str] | None = None,
+    input_scale: float | None = None,
 ) -> RasterSource:
     """Open ``path`` (GeoTIFF, SAFE folder/zip, Theia folder/zip) presenting ``bands`` in that order.
 
-    ``band_names`` names a GeoTIFF's bands in file order (overriding its band descriptions).
+    ``band_names`` names a GeoTIFF's bands in file order (when its band descriptions are not Sentinel-2 band
+    names; refused when they contradict them). ``input_scale`` multiplies a GeoTIFF's values into DN (10000
+    for reflectance); by default they are DN and a float GeoTIFF of reflectance is refused.
     """
     path = Path(path)
     if not path.exists():
@@ -538,8 +715,13 @@ def open_source(
         raise ValueError(
             f"--bands applies to GeoTIFF input only; {path} is a {kind} product with named bands"
         )
+    if kind != "geotiff" and input_scale is not None:
+        raise ValueError(
+            f"--input-scale applies to GeoTIFF input only; {path} is a {kind} product whose radiometry is "
+            "read from the product itself"
+        )
     if kind == "sen2cor":
         return open_sen2cor(path, bands)
     if kind == "theia":
         return open_theia(path, bands)
-    return GeoTiffSource(path, bands, band_names)
+    return GeoTiffSource(path, bands, band_names, input_scale)
