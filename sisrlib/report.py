@@ -23,6 +23,7 @@ VARIANT_ORDER: tuple[str, ...] = ("bicubic", "baseline", "geom", "geomrad")
 #: Headline columns of the results table: (column in metrics.csv, display name, higher is better?).
 HEADLINE_METRICS: tuple[tuple[str, str, bool], ...] = (
     ("geom_mean", "geom. distortion (LR px)", False),
+    ("oracle_geom", "oracle distortion (LR px)", False),
     ("frr", "FRR (%)", True),
     ("fro", "FRO (%)", False),
     ("fru", "FRU (%)", False),
@@ -30,6 +31,23 @@ HEADLINE_METRICS: tuple[tuple[str, str, bool], ...] = (
     ("lr_bias", "LR bias (refl.)", False),
     ("psnr", "PSNR (dB)", True),
     ("ssim", "SSIM", True),
+    ("oracle_psnr", "oracle PSNR (dB)", True),
+    ("oracle_ssim", "oracle SSIM", True),
+    ("oracle_frr", "oracle FRR (%)", True),
+    ("hf_excess_db", "HF above bicubic (dB)", True),
+)
+
+#: Thresholds of the acceptance claims on the strong-distortion (s2v1-like) sites.
+FRU_MAX = 2.0
+FRR_MIN = 15.0
+DISTORTION_MAX = 0.30
+BASELINE_DISTORTION_MIN = 0.6
+#: (metric, what the registration gain is) of the dose-response: gain = geom − baseline (or baseline − geom).
+GAINS: tuple[tuple[str, str, bool], ...] = (
+    ("geom_mean", "distortion removed (LR px)", False),
+    ("oracle_geom", "distortion removed, oracle (LR px)", False),
+    ("frr", "FRR gained (points)", True),
+    ("oracle_psnr", "oracle PSNR gained (dB)", True),
 )
 
 
@@ -74,6 +92,22 @@ def gather(files: Sequence[Path]) -> pd.DataFrame:
     return table.sort_values(["dataset", "_order"]).drop(columns="_order").reset_index(drop=True)
 
 
+def gather_calibration(files: Sequence[Path]) -> pd.DataFrame:
+    """The ``distortion_calibration.csv`` written beside the ``metrics.csv`` files (what ``geom_mean`` reads
+    on known shifts, blurs, gains and added detail, per dataset), concatenated, with ``above_floor_px`` = the
+    reading minus the network's floor on the undistorted image; empty when no evaluation wrote one."""
+    paths = [f.parent / "distortion_calibration.csv" for f in files]
+    frames = [pd.read_csv(p) for p in paths if p.is_file()]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=["dataset", "kind", "level", "true_px", "read_px", "read_std_px"])
+    table = pd.concat(frames, ignore_index=True)
+    floor = table[table["kind"] == "none"].set_index("dataset")["read_px"]
+    table["above_floor_px"] = table["read_px"] - table["dataset"].map(floor)
+    first = ["dataset", "kind", "level", "true_px", "read_px", "above_floor_px", "read_std_px"]
+    return table[[c for c in first if c in table.columns]]
+
+
 def headline_table(table: pd.DataFrame) -> pd.DataFrame:
     """The results table: dataset, variant and the headline metrics present in ``table``."""
     cols = [c for c, _, _ in HEADLINE_METRICS if c in table.columns]
@@ -98,38 +132,189 @@ def _value(table: pd.DataFrame, dataset: str, variant: str, column: str) -> floa
     return float(rows[column].iloc[0])
 
 
+def _check(dataset: str, claim: str, left: float, right: float, op: str) -> MechanismCheck:
+    if math.isnan(left) or math.isnan(right):
+        return MechanismCheck(dataset, claim, False, "missing values")
+    holds = {"<": left < right, ">": left > right, "<=": left <= right, ">=": left >= right}[op]
+    return MechanismCheck(dataset, claim, holds, f"{left:.4g} {op} {right:.4g}")
+
+
+def strong_distortion(dataset: str) -> bool:
+    """Whether a dataset label names strong-distortion (s2v1-like) sites: ``s2v1x2``, ``s2v1x4``."""
+    return dataset.startswith("s2v1")
+
+
+def registration_gain(table: pd.DataFrame, dataset: str, variant: str, column: str, higher: bool) -> float:
+    """What registration brings on ``column``: ``variant − baseline`` (``higher`` is better) or
+    ``baseline − variant``; NaN when either is missing."""
+    v, b = _value(table, dataset, variant, column), _value(table, dataset, "baseline", column)
+    return v - b if higher else b - v
+
+
 def check_mechanism(table: pd.DataFrame) -> list[MechanismCheck]:
-    """The paper's headline on every dataset (design.md): geom < baseline in geometric distortion with a
-    higher FRR; geom+rad better LR fidelity than geom; bicubic the floor (lowest FRR)."""
+    """The paper's mechanism and the acceptance claims, as checks with the numbers.
+
+    On every dataset: geom < baseline in geometric distortion with a higher FRR; geom+rad a lower LR RMSE
+    than geom; bicubic the floor (lowest FRR). On the strong-distortion (s2v1-like) datasets, for geom and
+    geom+rad: FRU ≤ 2 %, FRR ≥ 15 %, the spectrum above bicubic's beyond 0.5 Nyquist in every band
+    (``hf_excess_db > 0``), residual distortion (``geom_mean`` and ``oracle_geom``) ≤ 0.30 LR px while
+    baseline's is ≥ 0.6, and an oracle PSNR above baseline's and bicubic's. For every ``s2v1xN`` with an
+    ``s2v2xN``: the registration gain of geom (distortion removed, FRR gained, oracle PSNR gained) is larger
+    on the strong sites. A dataset or a column that is absent gives no check (smoke profile) or a failed check
+    that says "missing values".
+    """
     checks: list[MechanismCheck] = []
-    for dataset in sorted(table["dataset"].unique()):
+    datasets = sorted(table["dataset"].unique())
+    for dataset in datasets:
 
         def v(variant: str, column: str, ds: str = dataset) -> float:
             return _value(table, ds, variant, column)
 
-        claims = [
-            (
+        checks += [
+            _check(
+                dataset,
                 "geom leaves less geometric distortion than baseline",
                 v("geom", "geom_mean"),
                 v("baseline", "geom_mean"),
                 "<",
             ),
-            ("geom has a higher FRR than baseline", v("geom", "frr"), v("baseline", "frr"), ">"),
-            ("geom+rad has a lower LR RMSE than geom", v("geomrad", "lr_rmse"), v("geom", "lr_rmse"), "<"),
-            (
+            _check(
+                dataset, "geom has a higher FRR than baseline", v("geom", "frr"), v("baseline", "frr"), ">"
+            ),
+            _check(
+                dataset,
+                "geom+rad has a lower LR RMSE than geom",
+                v("geomrad", "lr_rmse"),
+                v("geom", "lr_rmse"),
+                "<",
+            ),
+            _check(
+                dataset,
                 "bicubic has the lowest FRR",
                 v("bicubic", "frr"),
                 min(v("baseline", "frr"), v("geom", "frr"), v("geomrad", "frr")),
                 "<",
             ),
         ]
-        for claim, left, right, op in claims:
-            if math.isnan(left) or math.isnan(right):
-                checks.append(MechanismCheck(dataset, claim, False, "missing values"))
-                continue
-            holds = left < right if op == "<" else left > right
-            checks.append(MechanismCheck(dataset, claim, holds, f"{left:.4g} {op} {right:.4g}"))
+        if not strong_distortion(dataset):
+            continue
+        for variant, name in (("geom", "geom"), ("geomrad", "geom+rad")):
+            checks += [
+                _check(dataset, f"{name}: FRU ≤ {FRU_MAX:g} %", v(variant, "fru"), FRU_MAX, "<="),
+                _check(dataset, f"{name}: FRR ≥ {FRR_MIN:g} %", v(variant, "frr"), FRR_MIN, ">="),
+                _check(
+                    dataset,
+                    f"{name}: spectrum above bicubic's beyond 0.5 Nyquist in every band (min dB excess)",
+                    v(variant, "hf_excess_db"),
+                    0.0,
+                    ">",
+                ),
+                _check(
+                    dataset,
+                    f"{name}: residual distortion geom_mean ≤ {DISTORTION_MAX:g} LR px",
+                    v(variant, "geom_mean"),
+                    DISTORTION_MAX,
+                    "<=",
+                ),
+                _check(
+                    dataset,
+                    f"{name}: residual distortion oracle_geom ≤ {DISTORTION_MAX:g} LR px",
+                    v(variant, "oracle_geom"),
+                    DISTORTION_MAX,
+                    "<=",
+                ),
+                _check(
+                    dataset,
+                    f"{name}: oracle PSNR above baseline's",
+                    v(variant, "oracle_psnr"),
+                    v("baseline", "oracle_psnr"),
+                    ">",
+                ),
+                _check(
+                    dataset,
+                    f"{name}: oracle PSNR above bicubic's",
+                    v(variant, "oracle_psnr"),
+                    v("bicubic", "oracle_psnr"),
+                    ">",
+                ),
+            ]
+        for column in ("geom_mean", "oracle_geom"):
+            checks.append(
+                _check(
+                    dataset,
+                    f"baseline: residual distortion {column} ≥ {BASELINE_DISTORTION_MIN:g} LR px",
+                    v("baseline", column),
+                    BASELINE_DISTORTION_MIN,
+                    ">=",
+                )
+            )
+    for strong in datasets:
+        weak = strong.replace("s2v1", "s2v2", 1)
+        if not strong_distortion(strong) or weak not in datasets:
+            continue
+        for column, what, higher in GAINS:
+            checks.append(
+                _check(
+                    f"{strong} vs {weak}",
+                    f"geom's registration gain ({what}) larger on {strong} than on {weak}",
+                    registration_gain(table, strong, "geom", column, higher),
+                    registration_gain(table, weak, "geom", column, higher),
+                    ">",
+                )
+            )
     return checks
+
+
+def dose_response(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, variant ∈ geom, geomrad): the site's true distortion (``true_geom_mean``, LR px,
+    the mean norm of the stored true flow; NaN on real data) and the registration gains over baseline
+    (``GAINS``)."""
+    rows = []
+    for dataset in sorted(table["dataset"].unique()):
+        true = _value(table, dataset, "baseline", "true_geom_mean")
+        if math.isnan(true):
+            true = _value(table, dataset, "bicubic", "true_geom_mean")
+        for variant in ("geom", "geomrad"):
+            if table[(table["dataset"] == dataset) & (table["variant"] == variant)].empty:
+                continue
+            row: dict[str, object] = {"dataset": dataset, "variant": variant, "true_distortion": true}
+            for column, what, higher in GAINS:
+                row[what] = registration_gain(table, dataset, variant, column, higher)
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["dataset", "variant", "true_distortion", *[w for _, w, _ in GAINS]])
+
+
+def plot_dose_response(table: pd.DataFrame, out_dir: str | Path, stem: str = "results") -> Path | None:
+    """The registration gain against the site's true distortion (one point per dataset and variant), one panel
+    per gain, saved as ``<stem>_dose_response.png``; None when no dataset has both a true distortion and a
+    baseline to compare with (smoke profile, real data)."""
+    from sisrlib.metrics.plots import _pyplot, save_figure
+
+    frame = dose_response(table)
+    gains = [w for _, w, _ in GAINS]
+    if not frame.empty:
+        frame = frame[frame["true_distortion"].notna() & frame[gains].notna().any(axis=1)]
+    if frame.empty:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(gains), figsize=(3.6 * len(gains), 3.4), squeeze=False)
+    markers = {"geom": "o", "geomrad": "s"}
+    for ax, what in zip(axes[0], gains, strict=True):
+        for variant, group in frame.groupby("variant"):
+            ax.scatter(
+                group["true_distortion"], group[what], marker=markers.get(str(variant), "^"), label=variant
+            )
+            for _, r in group.iterrows():
+                point = (r["true_distortion"], r[what])
+                ax.annotate(str(r["dataset"]), point, fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.set_xlabel("true distortion of the site (LR px)")
+        ax.set_title(what, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("registration gain over baseline against the site's true distortion")
+    fig.tight_layout()
+    return save_figure(fig, Path(out_dir) / f"{stem}_dose_response.png")
 
 
 def mechanism_frame(checks: Sequence[MechanismCheck]) -> pd.DataFrame:

@@ -97,8 +97,11 @@ def plot_crops(
     """Crops of the input, the bicubic baseline and the SR output side by side (one row per crop).
 
     ``crops`` are centres ``[x, y]`` as fractions of the super-resolved region; ``crop_size`` is the crop
-    edge in input pixels. Colours: B4 B3 B2 (or the first three bands), stretched per crop with the input's
-    2–98 % percentiles, the same stretch for the three panels. Saved as PNG to ``out_path`` (returned).
+    edge in input pixels. Colours: B4 B3 B2 (or the first three bands), with ONE stretch for every panel of
+    every crop: per displayed band, the 2–98 % percentiles of the input over all the crops, written in the
+    title (a colour difference between panels is then one of the images, not of their stretches). Each row
+    is labelled with the mean difference super-resolved − bicubic per displayed band (DN): the model's colour
+    shift. Saved as PNG to ``out_path`` (returned).
     """
     from matplotlib.figure import Figure  # no pyplot: works headless whatever the backend
 
@@ -109,21 +112,27 @@ def plot_crops(
         inverse = ~src.transform
     rgb = _display_bands(bands)
     size_out = crop_size * factor
-    fig = Figure(figsize=(9, 3 * len(crops)))
+    fig = Figure(figsize=(9, 3 * len(crops) + 0.4))
     axes = fig.subplots(len(crops), 3, squeeze=False)
-    for i, (fx, fy) in enumerate(crops):
+    rows: list[dict[str, np.ndarray]] = []
+    for fx, fy in crops:
         c0 = int(np.clip(round(fx * sr_size[0] - size_out / 2), 0, max(sr_size[0] - size_out, 0)))
         r0 = int(np.clip(round(fy * sr_size[1] - size_out / 2), 0, max(sr_size[1] - size_out, 0)))
         c0, r0 = c0 // factor * factor, r0 // factor * factor
         x, y = sr_transform @ (c0, r0)
         col, row = (round(v) for v in inverse @ (x, y))
-        panels = {
-            "input": read_window(input_path, col, row, crop_size, crop_size)[rgb],
-            "bicubic": read_window(bicubic_path, c0, r0, size_out, size_out)[rgb],
-            "super-resolved": read_window(sr_path, c0, r0, size_out, size_out)[rgb],
-        }
-        flat = panels["input"].reshape(3, -1)
-        low, high = np.nanpercentile(flat, 2, axis=1), np.nanpercentile(flat, 98, axis=1)
+        rows.append(
+            {
+                "input": read_window(input_path, col, row, crop_size, crop_size)[rgb],
+                "bicubic": read_window(bicubic_path, c0, r0, size_out, size_out)[rgb],
+                "super-resolved": read_window(sr_path, c0, r0, size_out, size_out)[rgb],
+            }
+        )
+    flat = np.concatenate([r["input"].reshape(3, -1) for r in rows], axis=1)
+    low, high = np.nanpercentile(flat, 2, axis=1), np.nanpercentile(flat, 98, axis=1)
+    names = [bands[k] for k in rgb]
+    for i, ((fx, fy), panels) in enumerate(zip(crops, rows, strict=True)):
+        shift = np.nanmean((panels["super-resolved"] - panels["bicubic"]).reshape(3, -1), axis=1)
         for j, (name, image) in enumerate(panels.items()):
             ax = axes[i, j]
             ax.imshow(_stretch(image, low, high), interpolation="nearest")
@@ -132,8 +141,16 @@ def plot_crops(
             if i == 0:
                 ax.set_title(name)
         axes[i, 0].set_ylabel(f"crop {i + 1} ({fx:.2f}, {fy:.2f})")
-    if title:
-        fig.suptitle(title)
+        axes[i, 2].set_xlabel(
+            "SR − bicubic: " + ", ".join(f"{b} {v:+.0f}" for b, v in zip(names, shift, strict=True)) + " DN",
+            fontsize=8,
+        )
+    stretch = ", ".join(f"{b} {a:.0f}–{c:.0f}" for b, a, c in zip(names, low, high, strict=True))
+    fig.suptitle(
+        (f"{title}\n" if title else "")
+        + f"one stretch for every panel: 2–98 % of the input over all crops, DN {stretch}",
+        fontsize=9,
+    )
     fig.tight_layout()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
