@@ -9,16 +9,26 @@ from sisrlib.registration.flow import (
     upsample_flow,
     warp,
 )
-from sisrlib.registration.network import FlowEstimator
+from sisrlib.registration.network import (
+    INPUT_NORMALISATIONS,
+    FlowEstimator,
+    InputNormalisation,
+    normalise_images,
+    normalise_rows,
+)
 from sisrlib.registration.pretraining import RegistrationLosses, pretraining_loss
 from sisrlib.registration.target import RegisteredTarget, register_target
 
 __all__ = [
+    "INPUT_NORMALISATIONS",
     "FlowEstimator",
+    "InputNormalisation",
     "RegisteredTarget",
     "RegistrationLosses",
     "compose_flows",
     "flow_norm",
+    "normalise_images",
+    "normalise_rows",
     "pretraining_loss",
     "register_target",
     "simulate_flow",

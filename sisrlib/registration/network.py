@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -14,12 +15,43 @@ from torch import nn
 
 from sisrlib.models.unet import UNet
 
+#: How the two images are normalised before the UNet: ``image`` (ours: zero mean, unit variance per image) or
+#: ``reference_rows`` (torchsisr's: ``F.instance_norm`` applied to ``[B, H, W]`` tensors, which PyTorch reads
+#: as ``(N, C, L)``, so each image **row** is normalised over its W pixels).
+InputNormalisation = Literal["image", "reference_rows"]
+INPUT_NORMALISATIONS: tuple[str, ...] = get_args(InputNormalisation)
+
+#: ``F.instance_norm``'s default ε, added to the (biased) variance.
+NORM_EPS = 1e-5
+
+
+def normalise_rows(x: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
+    """torchsisr's flow-input normalisation: each row of ``x`` ``[B, H, W]`` becomes ``(x − row mean) /
+    sqrt(row biased variance + eps)`` over its W pixels (what ``F.instance_norm`` does to a 3-D tensor).
+
+    A per-row offset or positive per-row gain added to the image leaves the result unchanged (up to ``eps``);
+    the units (DN, reflectance, standardised) therefore do not matter either.
+    """
+    if x.dim() != 3:
+        raise ValueError(f"normalise_rows expects a [B, H, W] tensor, got shape {tuple(x.shape)}")
+    return F.instance_norm(x, eps=eps)
+
+
+def normalise_images(x: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
+    """Our flow-input normalisation: each image of ``x`` ``[B, H, W]`` becomes ``(x − image mean) /
+    sqrt(image biased variance + eps)`` over its H·W pixels."""
+    if x.dim() != 3:
+        raise ValueError(f"normalise_images expects a [B, H, W] tensor, got shape {tuple(x.shape)}")
+    return F.instance_norm(x.unsqueeze(1), eps=eps).squeeze(1)
+
 
 class FlowEstimator(nn.Module):
     """UNet flow estimator with a bounded output.
 
-    Both images are instance-normalised (zero mean, unit variance per image, so units do not matter: DN,
-    reflectance or standardised), stacked as 2 channels and passed through a :class:`UNet` with ``features``
+    Both images are normalised (``input_normalisation``: ``image``, the default, gives each image zero mean
+    and unit variance; ``reference_rows``, torchsisr's, does so for each image row — see
+    :func:`normalise_rows`; either way units do not matter: DN, reflectance or standardised), stacked as 2
+    channels and passed through a :class:`UNet` with ``features``
     output channels, then LeakyReLU → 3×3 convolution (reflect padding) → ``tanh · max_range / √2``: each flow
     component is bounded by ``max_range/√2`` and its norm by ``max_range`` pixels.
 
@@ -34,11 +66,18 @@ class FlowEstimator(nn.Module):
         start_filters: int = 64,
         min_skip_depth: int = 2,
         features: int = 32,
+        input_normalisation: InputNormalisation = "image",
     ) -> None:
         super().__init__()
         if max_range <= 0:
             raise ValueError(f"max_range must be > 0 pixels, got {max_range}")
+        if input_normalisation not in INPUT_NORMALISATIONS:
+            raise ValueError(
+                f"input_normalisation must be one of {list(INPUT_NORMALISATIONS)}, "
+                f"got {input_normalisation!r}"
+            )
         self.max_range = float(max_range)
+        self.input_normalisation: InputNormalisation = input_normalisation
         self.unet = UNet(2, features, depth=depth, start_filters=start_filters, min_skip_depth=min_skip_depth)
         self.head = nn.Conv2d(features, 2, 3, padding=1, padding_mode="reflect")
         nn.init.xavier_normal_(self.head.weight)
@@ -58,8 +97,8 @@ class FlowEstimator(nn.Module):
             raise ValueError(
                 f"left {tuple(left.shape)} and right {tuple(right.shape)} must have the same shape"
             )
-        x = torch.stack([left, right], dim=1)
-        x = F.instance_norm(x)
+        normalise = normalise_rows if self.input_normalisation == "reference_rows" else normalise_images
+        x = torch.stack([normalise(left), normalise(right)], dim=1)
         h, w = x.shape[-2:]
         m = self.unet.multiple
         pad_h, pad_w = (-h) % m, (-w) % m
