@@ -2,8 +2,8 @@
 
 Each subcommand lives in ``sisrlib.commands.<module>`` and provides ``add_arguments(parser)`` and
 ``run(args) -> int``. Expected failures (bad input) raise ``SisrError`` or
-``ValueError``/``FileNotFoundError``: they are printed as one clear message on stderr with exit status 2, and
-no traceback.
+``ValueError``/``FileNotFoundError``: they are printed as one clear message on stderr with exit status 2
+(or the error's ``exit_code``: 143 for a training stopped by SIGTERM), and no traceback.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._run(args))
     except (SisrError, ValueError, FileNotFoundError, PermissionError) as exc:
         print(f"sisr {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         print(f"sisr {args.command}: interrupted", file=sys.stderr)
         return 130

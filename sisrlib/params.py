@@ -6,12 +6,15 @@ that uses it; this module only knows how to build dataclasses from mappings:
 
 * an unknown or misspelt key is an error naming the file, the dotted key and the valid keys;
 * a value of the wrong type is an error naming the key, the expected type and the value found;
+* a float must be finite: ``.nan``/``.inf`` are errors (a NaN weight would silently drop a loss term, an
+  infinite learning rate would train to NaN), whatever the field;
 * strings may reference environment variables as ``${NAME}`` (an unset variable is an error naming it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -106,6 +109,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ParamsError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ParamsError(f"{where}: expected a finite number, got {value!r}; give a finite value")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -188,9 +193,19 @@ def load(cls: type[T], path: str | Path, overrides: Mapping[str, Any] | None = N
     """Load ``cls`` from a YAML file; ``overrides`` (dotted keys) replace values before validation."""
     data = read_yaml(path)
     for dotted, value in (overrides or {}).items():
-        node = data
+        node: Any = data
         parts = dotted.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
+        if not all(parts):
+            raise ParamsError(f"{path}: override {dotted!r} has an empty part; use section.key=value")
+        for i, part in enumerate(parts[:-1]):
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                section = ".".join(parts[: i + 1])
+                raise ParamsError(
+                    f"{path}: cannot set {dotted!r}: {section} is a value ({node!r}), not a section with "
+                    f"keys; set {section}=VALUE instead"
+                )
         node[parts[-1]] = value
     return from_mapping(cls, data, where=str(path))

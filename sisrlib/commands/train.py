@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sisrlib.training.fit import fit
+from sisrlib.training.fit import fit, is_rank_zero
 from sisrlib.training.params import ExperimentParams, load_experiment, parse_override
 
 
@@ -26,7 +26,10 @@ def load_params(args: argparse.Namespace) -> ExperimentParams:
 
 
 def report(params: ExperimentParams, verb: str) -> int:
+    """Run :func:`fit` and print where its outputs are (rank 0 only under DDP/srun)."""
     result = fit(params)
+    if not is_rank_zero():
+        return 0
     if result.skipped:
         print(
             f"{params.name}: already {verb} ({result.global_step} steps in {result.last_checkpoint}); skipped"

@@ -12,16 +12,21 @@ Splits (spec §2.2, intended behaviour):
 Loaders: train shuffles with a seeded generator and drops its last incomplete batch; validation and test keep
 every patch in order (the reference dropped the last incomplete test batch, [QUIRK]; ``drop_last_eval``
 restores that). Batches are :class:`~sisrlib.data.batch.Batch` es in DN, built by :func:`collate_batch`.
+
+The training loader is a :class:`ResumableDataLoader`: Lightning saves its state (the shuffling generator's
+state at the start of the current epoch's permutation and the number of batches already trained in that
+epoch) in every checkpoint, and a resumed run draws the same permutation and skips the trained batches, so
+that it sees the same batches in the same order as an uninterrupted run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, random_split
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, Subset, random_split
 
 from sisrlib.bands import validate_bands
 from sisrlib.data.params import DataParams
@@ -38,7 +43,14 @@ from sisrlib.data.sen2venus import (
 from sisrlib.data.worldstrat import WORLDSTRAT_BANDS, WorldStratDataset
 from sisrlib.errors import DataError
 
-__all__ = ["CachedDataset", "SRDataModule", "build_datamodule", "collate_batch", "resolve_sites"]
+__all__ = [
+    "CachedDataset",
+    "ResumableDataLoader",
+    "SRDataModule",
+    "build_datamodule",
+    "collate_batch",
+    "resolve_sites",
+]
 
 
 class CachedDataset(Dataset[Sample]):
@@ -80,6 +92,111 @@ class _SelectBands:
 
     def __call__(self, sample: Sample) -> Sample:
         return select_bands(sample, self.bands)
+
+
+class _SkippingBatches(Sampler[list[int]]):
+    """The loader's batch sampler, which records the shuffling generator's state just before each epoch's
+    permutation and, once after a resume, restores a recorded state and skips the batches already trained.
+
+    The epoch's permutation is drawn at the first ``next`` (as by ``RandomSampler``), after the DataLoader
+    iterator drew its workers' base seed from the same generator: the draws, and so the batches of an
+    uninterrupted run, are those of a plain ``DataLoader(shuffle=True, generator=g)``.
+    """
+
+    def __init__(self, batches: Any, generator: torch.Generator | None) -> None:
+        self.batches = batches
+        self.generator = generator
+        self.epoch_state: torch.Tensor | None = None
+        self.pending: tuple[torch.Tensor | None, int] | None = None
+        #: Batches of the current epoch skipped on resuming (trained before the checkpoint).
+        self.skipped = 0
+        #: Whether the current epoch's iteration has begun (its permutation drawn).
+        self.started = False
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        skip = 0
+        if self.pending is not None:
+            state, skip = self.pending
+            self.pending = None
+            if state is not None and self.generator is not None:
+                self.generator.set_state(state)
+        self.epoch_state = self.generator.get_state() if self.generator is not None else None
+        self.skipped = skip
+        self.started = True
+        batches = iter(self.batches)
+        for _ in range(skip):
+            if next(batches, None) is None:
+                return
+        if skip and skip >= len(self.batches):
+            # the epoch was complete: stop without asking for one more batch (that would draw one more
+            # permutation, which the uninterrupted run, stopped by the loader's length, did not)
+            return
+        yield from batches
+
+
+class ResumableDataLoader(DataLoader[Any]):
+    """A ``DataLoader`` whose position Lightning saves in checkpoints and restores on resume (the
+    ``state_dict`` / ``load_state_dict`` protocol of Lightning's stateful loaders).
+
+    ``batches_done``: returns how many batches of the current epoch were trained (set by the data module
+    from the trainer's progress, which is what Lightning's resume counts). Without it (e.g. in the copy of
+    the loader Lightning makes under DDP to insert its distributed sampler) the batches this loader skipped
+    and yielded in its current epoch are counted: the same at step boundaries, where Lightning saves
+    checkpoints (it does not fetch ahead from a loader with a length).
+    Only the order of the batches is restored; the DataLoader worker processes of the resumed epoch get
+    other seeds (nothing in this project's datasets draws random numbers in workers).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        generator = getattr(self.sampler, "generator", None) or self.generator
+        self._batches = _SkippingBatches(self.batch_sampler, generator)
+        self._yielded = 0
+        self.batches_done: Callable[[], int] | None = None
+
+    @property
+    def _index_sampler(self) -> Any:
+        batches = self.__dict__.get("_batches")
+        if self.batch_sampler is None:
+            return self.sampler
+        return batches if batches is not None else self.batch_sampler
+
+    def __iter__(self) -> Any:
+        self._yielded = 0
+        self._batches.started = False
+        iterator = super().__iter__()  # draws the workers' base seed (and, with workers, the permutation)
+        batches = self._batches
+        if not batches.started and batches.pending is None and batches.generator is not None:
+            # the epoch's permutation comes at the first batch: a state taken before it is this epoch's
+            batches.epoch_state = batches.generator.get_state()
+            batches.skipped = 0
+        if self.batches_done is not None:
+            return iterator
+        return self._counting(iterator)
+
+    def _counting(self, iterator: Iterator[Any]) -> Iterator[Any]:
+        for batch in iterator:
+            self._yielded += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The generator state before the current epoch's permutation, and the batches trained since."""
+        counted = self._batches.skipped + self._yielded
+        done = self.batches_done() if self.batches_done is not None else counted
+        return {"epoch_generator_state": self._batches.epoch_state, "batches_done": int(done)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume at :meth:`state_dict`'s position: the next iteration replays that epoch's permutation
+        without its trained batches."""
+        generator_state = state.get("epoch_generator_state")
+        if generator_state is not None and not isinstance(generator_state, torch.Tensor):
+            raise DataError(
+                f"the checkpoint's training-loader state is not a generator state ({type(generator_state)})"
+            )
+        self._batches.pending = (generator_state, int(state.get("batches_done", 0)))
 
 
 def resolve_sites(params: DataParams) -> tuple[list[str], list[str]]:
@@ -243,7 +360,7 @@ class SRDataModule(pl.LightningDataModule):
         if dataset is None:
             raise DataError("the data module is not set up (call setup() first)")
         p = self.params
-        return DataLoader(
+        return (ResumableDataLoader if train else DataLoader)(
             dataset,
             batch_size=p.batch_size if train else p.test_batch_size,
             shuffle=train,
@@ -256,7 +373,12 @@ class SRDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[Any]:
         self.setup()
-        return self._loader(self.train_dataset, True)
+        loader = self._loader(self.train_dataset, True)
+        trainer = self.trainer
+        if trainer is not None and isinstance(loader, ResumableDataLoader):
+            # batches of the current epoch the trainer has trained: what a resume must skip
+            loader.batches_done = lambda: _processed(trainer)
+        return loader
 
     def val_dataloader(self) -> DataLoader[Any]:
         self.setup()
@@ -265,6 +387,12 @@ class SRDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader[Any]:
         self.setup()
         return self._loader(self.test_dataset, False)
+
+
+def _processed(trainer: pl.Trainer) -> int:
+    """Batches of the current epoch the trainer has trained (what a resume must skip)."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress.current
+    return int(getattr(progress, "processed", progress.completed))
 
 
 def build_datamodule(params: DataParams, seed: int = 0, factor: float | None = None) -> SRDataModule:
