@@ -11,6 +11,12 @@ The exported graph follows the model contract of that tool (as torchsisr's expor
 * a sidecar ``NAME.yaml`` with exactly the keys ``bands`` (names in channel order), ``factor`` (float),
   ``margin`` (int, output pixels) and ``model`` (the ONNX file name, relative to the yaml).
 
+The sidecar's ``margin`` is the network's margin rounded up (:func:`aligned_margin`) so that it spans a whole
+number of pixels of every band's native grid: the EVOLAND tool pads each tile by ``margin`` output pixels in
+metres and reads every band on that window; a window that falls between pixels of a band's grid is
+resampled by the tool's reader (e.g. margin 30 at ×4 is 7.5 px of 20 m: its ROI output then differs from its
+whole-scene output by hundreds of DN).
+
 Every export is verified: ONNX Runtime and torch run on the same random DN tile and the export fails (both
 files removed) when they disagree by more than ``tolerance_dn``. Both files are written under temporary names
 and renamed once verified, so a failed export leaves nothing behind.
@@ -20,11 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +41,13 @@ import torch
 import yaml
 from torch import nn
 
-from sisrlib.bands import DN_PER_REFLECTANCE, Standardisation, validate_bands
+from sisrlib.bands import (
+    BAND_RESOLUTION_M,
+    BANDS_10M,
+    DN_PER_REFLECTANCE,
+    Standardisation,
+    validate_bands,
+)
 from sisrlib.bands import standardisation as named_standardisation
 from sisrlib.errors import MissingDependencyError, SisrError
 from sisrlib.models.base import SRModel
@@ -135,6 +149,35 @@ class DNModel(nn.Module):
         return (prediction * self.out_std + self.out_mean) * DN_PER_REFLECTANCE
 
 
+def source_resolution_m(bands: Sequence[str]) -> float:
+    """The grid (m) the EVOLAND tool feeds a model on: 10 m if any of B2/B3/B4/B8 is among ``bands``, else
+    20 m; every band is read on it."""
+    return 10.0 if any(b in BANDS_10M for b in bands) else 20.0
+
+
+def margin_step(factor: float, bands: Sequence[str]) -> int:
+    """The smallest margin step (output px) whose multiples span whole pixels of every band's native grid.
+
+    A margin ``m`` (output px of ``source / factor`` metres) covers ``m · source / factor / native`` pixels of
+    a band of ``native`` metres: whole for every band when ``m`` is a multiple of the numerator of each
+    ``factor · native / source``. ×2 on 10 m bands: 2; ×4 on 20 m bands: 4; ×2 on 10 m + 20 m bands: 4.
+    """
+    source = Fraction(source_resolution_m(bands))
+    scale = Fraction(factor).limit_denominator(1000)
+    step = 1
+    for band in dict.fromkeys(bands):
+        step = math.lcm(step, (scale * Fraction(BAND_RESOLUTION_M[band]) / source).numerator)
+    return step
+
+
+def aligned_margin(margin: int, factor: float, bands: Sequence[str]) -> int:
+    """``margin`` (output px) rounded up to a multiple of :func:`margin_step`: e.g. 30 → 32 at ×4 on 20 m
+    bands (7.5 → 8 px of 20 m), 41 → 44 at ×2 on 10 m + 20 m bands (11 px of 20 m), 66 unchanged at ×2 on
+    10 m bands."""
+    step = margin_step(factor, bands)
+    return -(-max(int(margin), 0) // step) * step
+
+
 @dataclass(frozen=True)
 class ExportedPair:
     """The files of one export and what its verification measured."""
@@ -143,10 +186,13 @@ class ExportedPair:
     yaml_path: Path
     bands: tuple[str, ...]
     factor: float
+    #: The sidecar's margin (output px): the network's, rounded up by :func:`aligned_margin`.
     margin: int
     opset: int
     #: Largest |ONNX Runtime − torch| over the verification tile, in DN.
     max_abs_diff_dn: float
+    #: The network's own margin (output px), before rounding; None when not recorded.
+    model_margin: int | None = None
 
 
 def sidecar_mapping(bands: Sequence[str], factor: float, margin: int, onnx_name: str) -> dict[str, Any]:
@@ -348,7 +394,8 @@ def export_dn_model(
             "contract "
             "needs the same bands in and out"
         )
-    factor, margin = wrapper.factor, wrapper.margin
+    factor = wrapper.factor
+    margin = aligned_margin(wrapper.margin, factor, bands)
     cpu_wrapper = copy.deepcopy(wrapper).to(device="cpu", dtype=torch.float32).eval()
     yaml_path = onnx_path.with_suffix(".yaml")
 
@@ -383,7 +430,7 @@ def export_dn_model(
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
         raise
-    return ExportedPair(onnx_path, yaml_path, bands, factor, margin, opset, max_diff)
+    return ExportedPair(onnx_path, yaml_path, bands, factor, margin, opset, max_diff, wrapper.margin)
 
 
 def check_export_output(

@@ -12,9 +12,9 @@ import torch
 import yaml
 from export_helpers import BANDS, TinySR, export_tiny
 
-from sisrlib.bands import STANDARDISATION, standardisation
+from sisrlib.bands import BAND_RESOLUTION_M, STANDARDISATION, standardisation
 from sisrlib.cli import main
-from sisrlib.export import DNModel, ExportError, export_checkpoint, export_generator
+from sisrlib.export import DNModel, ExportError, aligned_margin, export_checkpoint, export_generator
 from sisrlib.models.params import ModelParams
 
 
@@ -44,7 +44,9 @@ def test_pair_follows_the_contract(tmp_path: Path) -> None:
     assert set(card) == {"bands", "factor", "margin", "model"}
     assert card["bands"] == list(BANDS) and all(type(b) is str for b in card["bands"])
     assert type(card["factor"]) is float and card["factor"] == 2.0
-    assert type(card["margin"]) is int and card["margin"] == TinySR(factor=2).margin == 5
+    # The network's margin 2·2 + 1 = 5 output px is 2.5 px of 10 m: rounded up to 6 (3 px).
+    assert type(card["margin"]) is int and card["margin"] == 6 and TinySR(factor=2).margin == 5
+    assert pair.margin == 6 and pair.model_margin == 5
     assert card["model"] == "wsx2_tiny.onnx"  # relative to the yaml: the bare file name
 
     proto = onnx.load(str(pair.onnx_path))
@@ -79,7 +81,7 @@ def test_identity_network_returns_the_input_dn(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     dn = rng.integers(0, 10000, size=(1, 4, 9, 13)).astype(np.float32)
     card, out = _evoland_run(pair.yaml_path, dn)
-    assert card["factor"] == 4.0 and card["margin"] == 9
+    assert card["factor"] == 4.0 and card["margin"] == 12  # 2·4 + 1 = 9 rounded up to whole 10 m px
     assert out.shape == (1, 4, 36, 52)
     expected = np.repeat(np.repeat(dn, 4, axis=2), 4, axis=3)
     np.testing.assert_allclose(out, expected, atol=0.02)
@@ -242,3 +244,53 @@ def test_joint_checkpoint_exports_its_sisr_network_on_the_10m_grid(tmp_path: Pat
     assert card["margin"] == 16 and card["factor"] == 2.0
     _, out = _evoland_run(pair.yaml_path, np.full((1, 8, 12, 12), 1500.0, dtype=np.float32))
     assert out.shape == (1, 8, 24, 24)
+
+
+@pytest.mark.parametrize(
+    ("margin", "factor", "bands", "expected"),
+    [
+        (30, 4.0, ("B5", "B6", "B7", "B8A"), 32),  # 7.5 px of 20 m -> 8
+        (110, 4.0, ("B5", "B6", "B7", "B8A"), 112),
+        (130, 4.0, BANDS, 132),  # 32.5 px of 10 m -> 33
+        (66, 2.0, BANDS, 66),
+        (41, 2.0, (*BANDS, "B5", "B6", "B7", "B8A", "B11", "B12"), 44),  # 11 px of 20 m
+        (32, 2.0, (*BANDS, "B5", "B6", "B7", "B8A", "B11", "B12"), 32),  # the tool's default CARN
+        (5, 2.0, BANDS, 6),
+        (0, 2.0, BANDS, 0),
+        (7, 3.0, BANDS, 9),
+        (4, 1.0, ("B5", "B11"), 4),
+    ],
+)
+def test_aligned_margin_known_answers(
+    margin: int, factor: float, bands: tuple[str, ...], expected: int
+) -> None:
+    assert aligned_margin(margin, factor, bands) == expected
+
+
+@pytest.mark.parametrize("factor", [1.0, 2.0, 3.0, 4.0, 2.5])
+@pytest.mark.parametrize(
+    "bands", [BANDS, ("B5", "B6", "B7", "B8A", "B11", "B12"), (*BANDS, "B11"), ("B8", "B12")]
+)
+def test_aligned_margin_is_whole_pixels_of_every_band_grid(factor: float, bands: tuple[str, ...]) -> None:
+    """The tool pads tiles by margin x (source / factor) metres: whole pixels of every band, smallest such."""
+    source = 10.0 if any(b in BANDS for b in bands) else 20.0
+
+    def whole(margin: int) -> bool:
+        pixels = [margin * source / factor / BAND_RESOLUTION_M[b] for b in bands]
+        return all(abs(p - round(p)) < 1e-9 for p in pixels)
+
+    for margin in range(0, 40):
+        got = aligned_margin(margin, factor, bands)
+        assert got >= margin and whole(got)
+        assert not any(whole(m) for m in range(margin, got))  # the smallest such margin
+        assert aligned_margin(got, factor, bands) == got
+
+
+def test_export_writes_the_aligned_margin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mixed = (*BANDS, "B5", "B6", "B7", "B8A", "B11", "B12")
+    pair = export_tiny(tmp_path, "mixed", factor=2, bands=mixed)
+    assert (pair.model_margin, pair.margin) == (5, 8)  # 2.5 px of 20 m -> 4 x 20 m / 5 m
+    assert yaml.safe_load(pair.yaml_path.read_text())["margin"] == 8
+    pair = export_tiny(tmp_path, "x4_20m", factor=4, bands=("B5", "B6", "B7", "B8A"))
+    assert (pair.model_margin, pair.margin) == (9, 12)
+    assert yaml.safe_load(pair.yaml_path.read_text())["margin"] == 12

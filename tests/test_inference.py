@@ -263,3 +263,27 @@ def test_source_band_checks(scene: tuple[Path, np.ndarray]) -> None:
         np.testing.assert_array_equal(source.read(0, 0, 90, 75), dn[[2, 0]])
         # Reads beyond the border are mirrored.
         np.testing.assert_array_equal(source.read(-2, 0, 3, 1)[0, 0], dn[2, 0, [2, 1, 0]])
+
+
+def test_rounding_and_the_tools_truncation() -> None:
+    """Default: nearest DN (half to even); ``truncate``: toward zero, as the EVOLAND tool's int16 cast."""
+    values = np.array([1.7, -1.7, 2.5, 3.5, 0.4, np.nan, 40000.0, -20000.0], dtype=np.float32)
+    assert to_int16_dn(values).tolist() == [2, -2, 2, 4, 0, -10000, 32767, -9999]
+    assert to_int16_dn(values, truncate=True).tolist() == [1, -1, 2, 3, 0, -10000, 32767, -9999]
+
+
+def test_cli_truncate_differs_from_rounding_by_at_most_1_dn(
+    models: dict[str, Path], scene: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    path, _ = scene
+    outputs = {}
+    for label, extra in (("round", []), ("truncate", ["--truncate"])):
+        out = tmp_path / f"{label}.tif"
+        assert main(["infer", "--no-progress", "--model", str(models["x2"]), "--input", str(path), "--output",
+                     str(out), *extra]) == 0  # fmt: skip
+        with rasterio.open(out) as ds:
+            outputs[label] = ds.read().astype(np.int32)
+            assert ds.tags()["rounding"] == ("truncate" if extra else "nearest")
+    diff = outputs["round"] - outputs["truncate"]
+    assert set(np.unique(diff).tolist()) <= {0, 1}  # positive DN: rint(v) - trunc(v) is 0 or 1
+    assert 0.2 < (diff == 1).mean() < 0.8

@@ -278,7 +278,7 @@ def test_halo_covers_every_pixel_the_hole_reaches() -> None:
     ("change", "expected"),
     [
         (("factor: 2.0", "factor: .inf"), ["'factor' must be a positive finite number", "found inf"]),
-        (("margin: 5", "margin: 100000"), ["estimated peak memory", "margin 100000", "check the model"]),
+        (("margin: 6", "margin: 100000"), ["estimated peak memory", "margin 100000", "check the model"]),
     ],
 )
 def test_absurd_model_yaml_values(

@@ -25,9 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     pair = export_checkpoint(args.checkpoint, args.output, args.opset, tolerance_dn=args.tolerance)
+    rounded = (
+        f" (the network's {pair.model_margin} rounded up to whole pixels of every band's grid)"
+        if pair.model_margin is not None and pair.model_margin != pair.margin
+        else ""
+    )
     print(
         f"wrote {pair.onnx_path} and {pair.yaml_path}: bands {list(pair.bands)}, factor {pair.factor}, "
-        f"margin {pair.margin} output px, opset {pair.opset}; ONNX Runtime vs torch max |diff| "
+        f"margin {pair.margin} output px{rounded}, opset {pair.opset}; ONNX Runtime vs torch max |diff| "
         f"{pair.max_abs_diff_dn:.3g} DN"
     )
     return 0

@@ -1,4 +1,4 @@
-"""``sisr infer``: super-resolve a GeoTIFF or a Sentinel-2 L2A product (SAFE or Theia), tile by tile."""
+"""``sisr infer``: super-resolve a GeoTIFF or a Sentinel-2 product (L2A or L1C SAFE, Theia), tile by tile."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input",
         required=True,
-        help="multi-band GeoTIFF of DN, Sentinel-2 L2A SAFE folder or .zip (Sen2Cor), or Theia L2A product",
+        help="multi-band GeoTIFF of DN, Sentinel-2 SAFE folder or .zip (Sen2Cor L2A, or L1C), or Theia L2A "
+        "product; 20 m bands of a product fed to a model with 10 m bands are brought to 10 m with GDAL's "
+        "cubic, as the EVOLAND tool does",
     )
     parser.add_argument(
         "--output",
@@ -93,6 +95,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(computed from a fill value); by default they are written as no data",
     )
     parser.add_argument(
+        "--truncate",
+        action="store_true",
+        help="truncate the float predictions toward zero when writing int16 DN (1.7 -> 1), as the EVOLAND "
+        "sentinel2_superresolution tool does; by default they are rounded to the nearest DN (they differ "
+        "by at most 1 DN)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=min(8, os.cpu_count() or 1), help="CPU threads (default min(8, cores))"
     )
     parser.add_argument(
@@ -141,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
                     progress=not args.no_progress,
                     keep_filled=args.keep_filled,
                     max_memory=max_memory,
+                    truncate=args.truncate,
                 )
     except Terminated as exc:
         print(f"sisr infer: {exc}", file=sys.stderr)

@@ -9,6 +9,10 @@ and, by default, also within the model's ``margin`` (output pixels, square neigh
 pixels' receptive field saw the fill value, not data (``keep_filled=True`` keeps their prediction). Both
 rules depend on the image only, never on the tiling, so tiled and whole-image results agree.
 
+The float predictions are rounded to the nearest DN before the int16 cast (half to even); ``truncate=True``
+truncates them toward zero instead, as the EVOLAND tool's cast does (1.7 → 1), to reproduce its output
+exactly; the two differ by at most 1 DN.
+
 A model whose output is not finite on valid input (NaN weights, overflow) is an error, not no-data. Reading
 the next tile and writing the previous one overlap with the prediction (one reader and one writer thread);
 memory stays bounded by a few tiles whatever the image size, and settings whose estimated peak memory
@@ -180,9 +184,13 @@ def predict_window(
     return out
 
 
-def to_int16_dn(prediction: np.ndarray) -> np.ndarray:
-    """Float DN (NaN = no data) → int16 DN: rounded, clipped to the valid range, no data −10000."""
-    out = np.rint(prediction.astype(np.float32, copy=True))
+def to_int16_dn(prediction: np.ndarray, *, truncate: bool = False) -> np.ndarray:
+    """Float DN (NaN = no data) → int16 DN: rounded to the nearest integer (half to even), or with
+    ``truncate`` truncated toward zero as the EVOLAND tool's int16 cast does (1.7 → 1, −1.7 → −1); then
+    clipped to the valid range (the tool does not clip: its cast wraps values beyond int16); no data −10000.
+    """
+    prediction = prediction.astype(np.float32, copy=True)
+    out = np.trunc(prediction) if truncate else np.rint(prediction)
     invalid = ~np.isfinite(out)
     np.clip(out, *VALID_DN_RANGE, out=out)
     out[invalid] = NODATA_DN
@@ -404,6 +412,7 @@ def super_resolve(
     progress: bool = True,
     keep_filled: bool = False,
     max_memory: int | None = None,
+    truncate: bool = False,
 ) -> InferenceSummary:
     """Super-resolve ``source`` (or its ROI) tile by tile into the GeoTIFF ``output``.
 
@@ -418,6 +427,8 @@ def super_resolve(
         keep_filled: keep the prediction of output pixels within the model's margin of an input hole
             (computed from the fill value); by default they are written as no data.
         max_memory: bound (bytes) on the estimated peak memory; default half of this machine's memory.
+        truncate: write the float predictions truncated toward zero (the EVOLAND tool's int16 cast)
+            instead of rounded to the nearest DN.
 
     Raises ``SisrError`` before any work when ``output`` is a folder or would replace the model or an
     input file, or when the memory estimate exceeds the bound.
@@ -467,9 +478,25 @@ def super_resolve(
         for i, band in enumerate(predictor.bands, start=1):
             dst.set_band_description(i, band)
         dst.update_tags(
-            model=predictor.name, factor=str(factor), margin=str(predictor.margin), source=source.description
+            model=predictor.name,
+            factor=str(factor),
+            margin=str(predictor.margin),
+            source=source.description,
+            rounding="truncate" if truncate else "nearest",
         )
-        _run_tiles(predictor, source, dst, tiles, region, factor, context, progress, output.name, keep_filled)
+        _run_tiles(
+            predictor,
+            source,
+            dst,
+            tiles,
+            region,
+            factor,
+            context,
+            progress,
+            output.name,
+            keep_filled,
+            truncate,
+        )
     return InferenceSummary(
         output, tuple(predictor.bands), factor, region, len(tiles), transform, time.perf_counter() - start
     )
@@ -486,6 +513,7 @@ def _run_tiles(
     progress: bool,
     label: str,
     keep_filled: bool,
+    truncate: bool = False,
 ) -> None:
     """Read-ahead (1 tile), predict, and write behind (bounded queue of 2 tiles)."""
     write_queue: queue.Queue[tuple[Region, np.ndarray] | None] = queue.Queue(maxsize=2)
@@ -527,7 +555,7 @@ def _run_tiles(
                 prediction = predict_window(predictor, dn, tile, window, factor, keep_filled=keep_filled)
                 if errors:
                     raise errors[0]
-                write_queue.put((tile, to_int16_dn(prediction)))
+                write_queue.put((tile, to_int16_dn(prediction, truncate=truncate)))
                 bar.update(1)
     finally:
         write_queue.put(None)

@@ -1,4 +1,5 @@
-"""Raster sources read window by window: a multi-band GeoTIFF, a Sen2Cor L2A SAFE product, a Theia product.
+"""Raster sources read window by window: a multi-band GeoTIFF, a Sentinel-2 SAFE product (Sen2Cor L2A or
+L1C), a Theia L2A product.
 
 Every source presents the model's bands, in the model's order, on one pixel grid (the model's source
 resolution), and reads any window of it as ``[C, h, w]`` float32 **DN** (reflectance × 10000) with NaN where
@@ -30,16 +31,15 @@ from types import TracebackType
 
 import numpy as np
 import rasterio
-import torch
-import torch.nn.functional as F
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.windows import Window
 
-from sisrlib.bands import BAND_RESOLUTION_M, BANDS_10M, NODATA_DN, STANDARDISATION, match_bands
+from sisrlib.bands import BAND_RESOLUTION_M, NODATA_DN, STANDARDISATION, match_bands
 from sisrlib.errors import DataError
+from sisrlib.export import source_resolution_m
 
 #: Data types a DN raster may have.
 SUPPORTED_DTYPES: tuple[str, ...] = ("uint16", "int16", "uint32", "int32", "float32", "float64")
@@ -123,6 +123,104 @@ def _take(block: np.ndarray, rows: np.ndarray, cols: np.ndarray, row0: int, col0
     if not (cols.size and np.all(np.diff(cols) == 1) and cols[0] == col0 and cols.size == block.shape[2]):
         block = block[:, :, cols - col0]
     return block
+
+
+#: Parameter ``a`` of the Keys cubic convolution kernel of GDAL's ``cubic`` resampling (rasterio
+#: ``Resampling.cubic``); torch's ``bicubic`` uses ``a = −0.75``.
+GDAL_CUBIC_A = -0.5
+
+
+def keys_cubic(t: np.ndarray, a: float = GDAL_CUBIC_A) -> np.ndarray:
+    """The Keys cubic convolution kernel at ``t`` (pixels): 1 at 0, 0 at the other integers, 0 beyond ±2."""
+    t = np.abs(np.asarray(t, dtype=np.float64))
+    near = ((a + 2) * t - (a + 3)) * t * t + 1
+    far = ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+    return np.where(t <= 1, near, np.where(t < 2, far, 0.0))
+
+
+def _fine_centres(fine: np.ndarray, ratio: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fine pixel ``i`` → its base coarse pixel ``floor((i + 0.5) / ratio − 0.5)``, and its offset from that
+    pixel's centre (coarse pixels, in [0, 1))."""
+    centre = (fine.astype(np.float64) + 0.5) / ratio - 0.5
+    base = np.floor(centre).astype(np.int64)
+    return base, centre - base
+
+
+def coarse_span(fine: np.ndarray, ratio: int, size: int) -> tuple[int, int]:
+    """The coarse pixels ``[first, stop)`` (inside ``[0, size)``) that the cubic taps of ``fine`` reach."""
+    base, _ = _fine_centres(fine, ratio)
+    return int(np.clip(base.min() - 1, 0, size - 1)), int(np.clip(base.max() + 2, 0, size - 1)) + 1
+
+
+def _upsampling_weights(
+    fine: np.ndarray, ratio: int, size: int, span: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per fine index: GDAL's 1-D cubic and bilinear weight rows over the coarse pixels ``span``.
+
+    Fine pixel ``i`` has the base coarse pixel ``b`` and offset ``d`` of :func:`_fine_centres`. Cubic: taps
+    ``b − 1 … b + 2`` with Keys weights (a = −0.5); bilinear: taps ``b, b + 1`` with weights ``1 − d, d``,
+    the taps outside the band (``[0, size)``) dropped and the rest renormalised. ``border`` is where GDAL
+    takes the bilinear formula: a cubic tap would fall outside the band (``b − 1 < 0`` or ``b + 2 ≥ size``).
+
+    Returns ``(cubic [n, m], bilinear [n, m], border [n])`` with ``m = span[1] − span[0]``.
+    """
+    base, delta = _fine_centres(fine, ratio)
+    border = (base - 1 < 0) | (base + 2 >= size)
+    n, first = fine.size, span[0]
+    cubic = np.zeros((n, span[1] - first))
+    bilinear = np.zeros((n, span[1] - first))
+    rows = np.arange(n)
+    for k in range(-1, 3):
+        tap = base + k
+        inside = ~border
+        np.add.at(cubic, (rows[inside], tap[inside] - first), keys_cubic(k - delta[inside]))
+    for k, weight in ((0, 1 - delta), (1, delta)):
+        tap = base + k
+        inside = (tap >= 0) & (tap < size)
+        np.add.at(bilinear, (rows[inside], tap[inside] - first), weight[inside])
+    bilinear /= bilinear.sum(axis=1, keepdims=True)
+    return cubic, bilinear, border
+
+
+def gdal_cubic_upsample(
+    coarse: np.ndarray,
+    ratio: int,
+    size: tuple[int, int],
+    first: tuple[int, int],
+    rows: np.ndarray,
+    cols: np.ndarray,
+) -> np.ndarray:
+    """Fine pixels ``rows × cols`` of a band up-sampled by ``ratio`` as GDAL's warper does with ``cubic``.
+
+    ``coarse`` ``[h, w]`` (no NaN) holds the band's pixels from ``first`` (row, col) on, at least the span
+    of :func:`coarse_span` on each axis; ``size`` is the band's full size (rows, cols), whose border decides
+    the formula: GDAL's 4 × 4 Keys cubic (a = −0.5, pixel centres as ``align_corners=False``) where every
+    tap lies inside the band, else its 2 × 2 bilinear with the outside taps dropped (the first and last
+    1–2 fine pixels of each axis, by row **or** by column). Returns ``[len(rows), len(cols)]`` float64, not
+    rounded (GDAL then rounds to the band's data type: :func:`round_like_gdal`).
+    """
+    span_y, span_x = coarse_span(rows, ratio, size[0]), coarse_span(cols, ratio, size[1])
+    cy, by, border_y = _upsampling_weights(rows, ratio, size[0], span_y)
+    cx, bx, border_x = _upsampling_weights(cols, ratio, size[1], span_x)
+    block = coarse[
+        span_y[0] - first[0] : span_y[1] - first[0], span_x[0] - first[1] : span_x[1] - first[1]
+    ].astype(np.float64)
+    out = cy @ block @ cx.T
+    if border_y.any():
+        out[border_y] = by[border_y] @ block @ bx.T
+    if border_x.any():
+        out[:, border_x] = by @ block @ bx[border_x].T
+    return out
+
+
+def round_like_gdal(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Resampled values as GDAL writes them into a band of ``dtype``: ``floor(v + 0.5)`` clamped to the type's
+    range for integer types, unchanged for floats."""
+    kind = np.dtype(dtype)
+    if kind.kind not in "iu":
+        return values
+    info = np.iinfo(kind)
+    return np.clip(np.floor(values + 0.5), info.min, info.max)
 
 
 def _check_georeferencing(ds: rasterio.DatasetReader, path: str) -> Grid:
@@ -405,11 +503,15 @@ class GeoTiffSource(RasterSource):
 class BandFilesSource(RasterSource):
     """One file per band (Sentinel-2 products), brought onto the grid of resolution ``resolution_m``.
 
-    Bands at the grid's resolution are read directly. Coarser bands (20 m on a 10 m grid) are up-sampled by
-    bicubic interpolation (``align_corners=False``, edge-clamped at the image border), computed on the window
-    plus two coarse pixels of context so that every tile sees the same values as a whole-image interpolation.
-    A fine pixel of such a band has no data when any of its 4 × 4 bicubic taps has none (the taps of a
-    no-data pixel hold a fill value, not data).
+    Bands at the grid's resolution are read directly. Coarser bands (20 m on a 10 m grid) are up-sampled the
+    way the EVOLAND tool receives them (its reader warps every band onto the model's grid with GDAL's
+    ``cubic``, i.e. rasterio ``Resampling.cubic``): Keys cubic convolution with a = −0.5 (torch's
+    ``bicubic`` has a = −0.75), pixel centres as ``align_corners=False``, GDAL's bilinear formula where a
+    cubic tap would fall outside the band (its first and last 1–2 fine pixels), and the result rounded to
+    the band file's data type (``floor(raw + 0.5)``, clamped) as GDAL writes it, before the product's
+    radiometric offset and scale. It is computed from the coarse pixels the taps reach, so every tile sees
+    the values of a whole-image interpolation. A fine pixel of such a band has no data when any of its 4 × 4
+    cubic taps (clipped to the band) has none: the taps of a no-data pixel hold a fill value, not data.
     """
 
     def __init__(
@@ -433,6 +535,7 @@ class BandFilesSource(RasterSource):
                 raise DataError(f"{description}: no band at {resolution_m:g} m among {list(self.bands)}")
             self.grid, reference_file = reference[0]
             self.masked = [_has_mask(ds, [1]) for ds in self.datasets]
+            self.dtypes = [ds.dtypes[0] for ds in self.datasets]
             self.ratios: list[int] = []
             for grid, f in zip(grids, files, strict=True):
                 ratio = f.resolution_m / resolution_m
@@ -479,34 +582,30 @@ class BandFilesSource(RasterSource):
         return _to_dn(raw, f.nodata, f.offset, f.scale, valid=valid)[0]
 
     def _read_band(self, k: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        ds, ratio = self.datasets[k], self.ratios[k]
+        """Band ``k`` at the fine pixels ``rows × cols`` (inside the grid): ``[len(rows), len(cols)]`` DN."""
+        ds, ratio, f = self.datasets[k], self.ratios[k], self.band_files[k]
         r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
         if ratio == 1:
             return self._read_dn(k, rows, cols, r0, c0, Window(c0, r0, c1 - c0, r1 - r0))
-        # Coarse pixels covering the fine range [r0, r1) x [c0, c1), plus 2 coarse pixels of bicubic context.
-        cr0, cr1 = r0 // ratio - 2, (r1 - 1) // ratio + 3
-        cc0, cc1 = c0 // ratio - 2, (c1 - 1) // ratio + 3
-        crow = np.clip(np.arange(cr0, cr1), 0, ds.height - 1)
-        ccol = np.clip(np.arange(cc0, cc1), 0, ds.width - 1)
-        a0, a1, b0, b1 = int(crow.min()), int(crow.max()) + 1, int(ccol.min()), int(ccol.max()) + 1
+        # The coarse pixels that the cubic taps of the fine range reach (clipped to the band).
+        a0, a1 = coarse_span(rows, ratio, ds.height)
+        b0, b1 = coarse_span(cols, ratio, ds.width)
+        crow, ccol = np.arange(a0, a1), np.arange(b0, b1)
         coarse = self._read_dn(k, crow, ccol, a0, b0, Window(b0, a0, b1 - b0, a1 - a0))
         invalid = np.isnan(coarse)
         coarse = np.where(invalid, self.fill[k], coarse)
-        fine = F.interpolate(
-            torch.from_numpy(np.ascontiguousarray(coarse))[None, None],
-            scale_factor=ratio,
-            mode="bicubic",
-            align_corners=False,
-        )[0, 0].numpy()
-        # fine[i] is the fine pixel cr0·ratio + i.
-        ri = rows - cr0 * ratio
-        ci = cols - cc0 * ratio
-        out = fine[ri][:, ci]
+        # GDAL interpolates and rounds the raw values: DN = (raw + offset) · scale is affine, so interpolate
+        # the DN and round in raw units.
+        fine = gdal_cubic_upsample(coarse, ratio, (ds.height, ds.width), (a0, b0), rows, cols)
+        raw = round_like_gdal(fine / f.scale - f.offset, self.dtypes[k])
+        out = ((raw + f.offset) * f.scale).astype(np.float32)
         if invalid.any():
-            # Bicubic taps of fine pixel i (align_corners=False): floor((i + 0.5) / ratio − 0.5) − 1 … + 2.
-            row_base = np.floor((ri + 0.5) / ratio - 0.5).astype(np.int64)
-            col_base = np.floor((ci + 0.5) / ratio - 0.5).astype(np.int64)
-            mask = any_in_boxes(invalid, row_base - 1, row_base + 3, col_base - 1, col_base + 3)
+            # Cubic taps of fine pixel i: base − 1 … base + 2, base = floor((i + 0.5) / ratio − 0.5).
+            row_base, _ = _fine_centres(rows, ratio)
+            col_base, _ = _fine_centres(cols, ratio)
+            mask = any_in_boxes(
+                invalid, row_base - 1 - a0, row_base + 3 - a0, col_base - 1 - b0, col_base + 3 - b0
+            )
             out[mask] = np.nan
         return out
 
@@ -559,7 +658,7 @@ class _ProductFiles:
 
 def _grid_resolution(bands: Sequence[str]) -> float:
     """The contract's rule: 10 m if any of B2/B3/B4/B8 is among the bands, else 20 m."""
-    return 10.0 if any(b in BANDS_10M for b in bands) else 20.0
+    return source_resolution_m(bands)
 
 
 def _s2_file_band(band: str) -> str:
@@ -572,17 +671,30 @@ _SEN2COR_BAND_IDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9"
 
 
 @dataclass(frozen=True)
-class Sen2CorMetadata:
-    """What MTD_MSIL2A.xml says about the radiometry: ``reflectance = (raw + offset[band]) / "
-    "quantification``."""
+class SafeMetadata:
+    """What a SAFE product's MTD_MSIL2A.xml / MTD_MSIL1C.xml says about the radiometry:
+    ``reflectance = (raw + offset[band]) / quantification`` (offsets empty before baseline 04.00)."""
 
     processing_baseline: str
     quantification: float
     offsets: dict[str, float]
 
 
-def parse_sen2cor_metadata(xml_bytes: bytes, where: str) -> Sen2CorMetadata:
-    """Processing baseline, BOA quantification value and per-band BOA_ADD_OFFSET of an MTD_MSIL2A.xml."""
+#: The former name (L2A only).
+Sen2CorMetadata = SafeMetadata
+
+#: Metadata tags of the quantification value and the per-band offsets, per processing level.
+_SAFE_TAGS: dict[str, tuple[str, str]] = {
+    "L2A": ("BOA_QUANTIFICATION_VALUE", "BOA_ADD_OFFSET"),
+    "L1C": ("QUANTIFICATION_VALUE", "RADIO_ADD_OFFSET"),
+}
+
+
+def parse_safe_metadata(xml_bytes: bytes, where: str, level: str = "L2A") -> SafeMetadata:
+    """Processing baseline, quantification value and per-band offsets of an MTD_MSIL2A.xml (``level``
+    ``"L2A"``: BOA_QUANTIFICATION_VALUE, BOA_ADD_OFFSET) or an MTD_MSIL1C.xml (``"L1C"``:
+    QUANTIFICATION_VALUE, RADIO_ADD_OFFSET)."""
+    quantification_tag, offset_tag = _SAFE_TAGS[level]
     try:
         root = ET.fromstring(xml_bytes)
     except ET.ParseError as exc:
@@ -598,16 +710,23 @@ def parse_sen2cor_metadata(xml_bytes: bytes, where: str) -> Sen2CorMetadata:
     for element in root.iter():
         name = local(element.tag)
         text = (element.text or "").strip()
-        if name == "PROCESSING_BASELINE" and text:
-            baseline = text
-        elif name == "BOA_QUANTIFICATION_VALUE" and text:
-            quantification = float(text)
-        elif (
-            name == "Spectral_Information" and "bandId" in element.attrib and "physicalBand" in element.attrib
-        ):
-            ids[element.attrib["bandId"]] = element.attrib["physicalBand"]
-        elif name == "BOA_ADD_OFFSET" and "band_id" in element.attrib:
-            raw_offsets[element.attrib["band_id"]] = float(text)
+        try:
+            if name == "PROCESSING_BASELINE" and text:
+                baseline = text
+            elif name == quantification_tag and text:
+                quantification = float(text)
+            elif (
+                name == "Spectral_Information"
+                and "bandId" in element.attrib
+                and "physicalBand" in element.attrib
+            ):
+                ids[element.attrib["bandId"]] = element.attrib["physicalBand"]
+            elif name == offset_tag and "band_id" in element.attrib:
+                raw_offsets[element.attrib["band_id"]] = float(text)
+        except ValueError as exc:
+            raise DataError(f"{where}: <{name}> holds {text!r}, expected a number") from exc
+    if not (math.isfinite(quantification) and quantification > 0):
+        raise DataError(f"{where}: {quantification_tag} is {quantification}, expected a positive number")
     offsets: dict[str, float] = {}
     for band_id, value in raw_offsets.items():
         physical = ids.get(band_id)
@@ -622,12 +741,17 @@ def parse_sen2cor_metadata(xml_bytes: bytes, where: str) -> Sen2CorMetadata:
         major = 0.0
     if major >= 4.0 and not offsets:
         raise DataError(
-            f"{where}: processing baseline {baseline} (>= 04.00) but no BOA_ADD_OFFSET values were found; "
+            f"{where}: processing baseline {baseline} (>= 04.00) but no {offset_tag} values were found; "
             "the product's metadata are incomplete"
         )
     if major < 4.0:
         offsets = {}
-    return Sen2CorMetadata(baseline, quantification, offsets)
+    return SafeMetadata(baseline, quantification, offsets)
+
+
+def parse_sen2cor_metadata(xml_bytes: bytes, where: str) -> SafeMetadata:
+    """:func:`parse_safe_metadata` of an MTD_MSIL2A.xml (Sen2Cor L2A)."""
+    return parse_safe_metadata(xml_bytes, where, "L2A")
 
 
 def open_sen2cor(path: Path, bands: Sequence[str]) -> BandFilesSource:
@@ -666,6 +790,41 @@ def open_sen2cor(path: Path, bands: Sequence[str]) -> BandFilesSource:
     return BandFilesSource(band_files, resolution, path.name, files.local_files(band_files))
 
 
+def open_l1c(path: Path, bands: Sequence[str]) -> BandFilesSource:
+    """A Sentinel-2 L1C SAFE folder or zip: ``MTD_MSIL1C.xml`` and ``GRANULE/*/IMG_DATA/*_B02.jp2`` (every
+    band at its native resolution in one folder), what the EVOLAND tool reads with ``--l1c``.
+
+    DN = (raw + RADIO_ADD_OFFSET) · 10000 / QUANTIFICATION_VALUE: top-of-atmosphere reflectance × 10000
+    (offset −1000 from baseline 04.00; the tool applies −1000 whenever the metadata list offsets); raw 0
+    is no data.
+    """
+    files = _ProductFiles(path)
+    mtd = files.find(r"(^|/)MTD_MSIL1C\.xml$")
+    if not mtd:
+        raise DataError(f"{path}: no MTD_MSIL1C.xml found; expected a Sentinel-2 L1C SAFE product")
+    meta = parse_safe_metadata(files.read_bytes(mtd[0]), f"{path}/{mtd[0]}", "L1C")
+    band_files = []
+    for band in bands:
+        name = _s2_file_band(band)
+        found = files.find(rf"GRANULE/[^/]+/IMG_DATA/[^/]*_{name}\.jp2$")
+        if len(found) != 1:
+            raise DataError(
+                f"{path}: expected one file matching GRANULE/*/IMG_DATA/*_{name}.jp2 for band {band}, "
+                f"found {len(found)}"
+            )
+        band_files.append(
+            BandFile(
+                band,
+                files.gdal_path(found[0]),
+                BAND_RESOLUTION_M[band],
+                offset=meta.offsets.get(band, 0.0),
+                scale=10000.0 / meta.quantification,
+                nodata=0,
+            )
+        )
+    return BandFilesSource(band_files, _grid_resolution(bands), path.name, files.local_files(band_files))
+
+
 def open_theia(path: Path, bands: Sequence[str]) -> BandFilesSource:
     """A Theia (MAJA) L2A folder or zip: ``*_FRE_B2.tif`` … flat-reflectance DN, no data −10000."""
     files = _ProductFiles(path)
@@ -682,15 +841,18 @@ def open_theia(path: Path, bands: Sequence[str]) -> BandFilesSource:
 
 
 def product_kind(path: Path) -> str:
-    """``"sen2cor"``, ``"theia"`` or ``"geotiff"`` for a folder, a zip or a raster file."""
+    """``"sen2cor"``, ``"l1c"``, ``"theia"`` or ``"geotiff"`` for a folder, a zip or a raster file."""
     if path.is_dir() or (path.is_file() and zipfile.is_zipfile(path)):
         files = _ProductFiles(path)
         if files.find(r"(^|/)MTD_MSIL2A\.xml$"):
             return "sen2cor"
+        if files.find(r"(^|/)MTD_MSIL1C\.xml$"):
+            return "l1c"
         if files.find(r"_FRE_B\d+A?\.tif$"):
             return "theia"
         raise DataError(
-            f"{path}: neither a Sen2Cor L2A product (MTD_MSIL2A.xml) nor a Theia L2A product (*_FRE_B*.tif)"
+            f"{path}: neither a Sentinel-2 SAFE product (MTD_MSIL2A.xml for Sen2Cor L2A, MTD_MSIL1C.xml for "
+            "L1C) nor a Theia L2A product (*_FRE_B*.tif)"
         )
     return "geotiff"
 
@@ -701,7 +863,7 @@ def open_source(
     band_names: Sequence[str] | None = None,
     input_scale: float | None = None,
 ) -> RasterSource:
-    """Open ``path`` (GeoTIFF, SAFE folder/zip, Theia folder/zip) presenting ``bands`` in that order.
+    """Open ``path`` (GeoTIFF, L2A or L1C SAFE folder/zip, Theia folder/zip) presenting ``bands`` in order.
 
     ``band_names`` names a GeoTIFF's bands in file order (when its band descriptions are not Sentinel-2 band
     names; refused when they contradict them). ``input_scale`` multiplies a GeoTIFF's values into DN (10000
@@ -722,6 +884,8 @@ def open_source(
         )
     if kind == "sen2cor":
         return open_sen2cor(path, bands)
+    if kind == "l1c":
+        return open_l1c(path, bands)
     if kind == "theia":
         return open_theia(path, bands)
     return GeoTiffSource(path, bands, band_names, input_scale)
