@@ -2,22 +2,40 @@
 
 ``params/<profile>/NN_<run>.yaml`` is executed by ``notebooks/NN_*.ipynb`` and validated by the dataclass of
 stage ``NN``. ``python -m sisrlib.pipeline check params/<profile>`` validates every file of a profile before
-``make paper`` starts anything: a misspelt key names the file and the key; a dataset that is not there (or an
-environment variable that is not set) names the path or the variable. It takes seconds, so a paper run without
-its data fails at once instead of hours later.
+``make paper`` starts anything: a misspelt key names the file and the key; an environment variable that is not
+set names the variable. Then it checks what the files point to, as the stages would use it:
+
+* every dataset a ``data:`` section names is opened (:mod:`sisrlib.data.checks`): the index's columns, at
+  least one row per split the stage needs (a training batch, a validation patch, the test sites or split),
+  no patch listed twice, and the first patch of every site or split read and validated;
+* the LPIPS weight files of every SR run with ``training.losses.lpips > 0`` are found (in
+  ``training.losses.lpips_weights`` or ``$TORCH_HOME/hub/checkpoints``), and the metrics a benchmark names
+  have their weights;
+* the checkpoints the files read (``registration.checkpoint``, the evaluation's and the export's) exist.
+
+What an earlier stage of the same profile writes is skipped: the data under stage 01's ``out_dir`` (embedded
+profiles) and the checkpoints under the ``output_dir`` of its 02/03 runs. Every problem names the params
+file, the key, the path, what was expected and what was found; a problem shared by several files (one dataset
+for many runs) is one line naming them all. It takes seconds (one patch per site and split is read), so a
+paper run without usable data or weights fails at once instead of after hours of GPU time.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
+import glob
 import importlib
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sisrlib.data.checks import DatasetCheck, OpenedData, check_dataset
 from sisrlib.data.params import DataParams
-from sisrlib.params import ParamsError, load
+from sisrlib.errors import MissingDependencyError
+from sisrlib.params import ParamsError, load, read_yaml
 
 #: Stage prefix -> (notebook stem, "module:Class" of its params).
 STAGES: dict[str, tuple[str, str]] = {
@@ -84,15 +102,16 @@ def notebook_params(params_file: str | Path) -> Any:
     return load_stage_params(path)
 
 
-def _data_sections(obj: Any) -> Iterator[DataParams]:
+def _data_sections(obj: Any, key: str = "") -> Iterator[tuple[str, DataParams]]:
+    """``(dotted key, section)`` of every DataParams in a params tree (``("data", …)`` for a run)."""
     if isinstance(obj, DataParams):
-        yield obj
+        yield key, obj
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         for f in dataclasses.fields(obj):
-            yield from _data_sections(getattr(obj, f.name))
+            yield from _data_sections(getattr(obj, f.name), f"{key}.{f.name}" if key else f.name)
     elif isinstance(obj, list | tuple):
-        for item in obj:
-            yield from _data_sections(item)
+        for i, item in enumerate(obj):
+            yield from _data_sections(item, f"{key}[{i}]")
 
 
 def built_data_roots(params_by_file: dict[Path, Any]) -> list[Path]:
@@ -104,46 +123,260 @@ def built_data_roots(params_by_file: dict[Path, Any]) -> list[Path]:
     return roots
 
 
+def produced_run_dirs(files: Sequence[Path], params_by_file: dict[Path, Any]) -> list[Path]:
+    """The run folders (``output_dir``) of the profile's training and registration runs (stages 02, 03):
+    the checkpoints under them are written by the pipeline and may not exist yet. A file that does not load
+    (e.g. an unset dataset variable) still names its run folder."""
+    dirs = []
+    for f in files:
+        if f.name[:2] not in ("02", "03"):
+            continue
+        params = params_by_file.get(f)
+        if params is not None:
+            dirs.append(Path(params.output_dir))
+            continue
+        try:
+            value = read_yaml(f).get("output_dir")
+        except ParamsError:
+            continue
+        if isinstance(value, str) and "${" not in value:
+            dirs.append(Path(value))
+    return dirs
+
+
 def _is_under(path: Path, folders: Sequence[Path]) -> bool:
     resolved = path.resolve()
     return any(resolved == f.resolve() or f.resolve() in resolved.parents for f in folders)
 
 
-def check_inputs(path: Path, params: Any, built: Sequence[Path] = ()) -> list[str]:
-    """Problems with the inputs a params object points to (datasets that are not there).
+def _has_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
 
-    Data roots under one of the ``built`` folders (what stage 01 of the same profile writes) are skipped.
-    """
+
+def _is_produced(path: str, run_dirs: Sequence[Path]) -> bool:
+    """Whether a checkpoint path (or glob pattern) names what one of ``run_dirs`` will hold."""
+    if not _has_glob(path):
+        return _is_under(Path(path), run_dirs)
+    pattern = str(Path(path).resolve())
+    return any(
+        fnmatch.fnmatchcase(str((d / sub).resolve()), pattern)
+        for d in run_dirs
+        for sub in ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "")
+    )
+
+
+def _exists(path: str, project_root: bool) -> bool:
+    """Whether ``path`` (a file, folder or glob pattern) names something on disk, relative to the working
+    directory or, with ``project_root`` (how the evaluation and export stages resolve paths), to the project
+    root."""
+    candidates = [Path(path)]
+    if project_root and not Path(path).is_absolute():
+        candidates.append(Path(__file__).resolve().parents[1] / path)
+    if _has_glob(path):
+        return any(glob.glob(str(c)) for c in candidates)
+    return any(c.exists() for c in candidates)
+
+
+@dataclass
+class InputChecker:
+    """What the params check knows about a profile: the folders stage 01 builds (``built``), the run folders
+    of stages 02/03 (``produced``), and the results of the checks already made (a dataset or weight folder
+    shared by several params files is opened once)."""
+
+    built: Sequence[Path] = ()
+    produced: Sequence[Path] = ()
+    _datasets: dict[str, DatasetCheck] = field(default_factory=dict)
+    _opened: OpenedData = field(default_factory=OpenedData)
+    _lpips: dict[str | None, str | None] = field(default_factory=dict)
+
+    def dataset(self, data: DataParams, needs: Sequence[str]) -> DatasetCheck:
+        key = f"{data!r} needs={list(needs)}"
+        if key not in self._datasets:
+            self._datasets[key] = check_dataset(data, opened=self._opened, needs=needs)
+        return self._datasets[key]
+
+    def lpips(self, folder: str | None) -> str | None:
+        """None when the LPIPS weight files are found in ``folder`` (null: the torch hub cache)."""
+        if folder not in self._lpips:
+            from sisrlib.training.losses import find_lpips_weights
+
+            try:
+                find_lpips_weights(folder)
+                self._lpips[folder] = None
+            except MissingDependencyError as exc:
+                self._lpips[folder] = str(exc)
+        return self._lpips[folder]
+
+    def checkpoint(
+        self, key: str, path: str | None, produced_by: str, project_root: bool = False
+    ) -> list[str]:
+        """A checkpoint named by ``key`` must exist unless a stage of the profile writes it."""
+        if path is None or path == "none" or _is_produced(path, self.produced):
+            return []
+        if _exists(path, project_root):
+            return []
+        return [
+            f"{key} {path} does not exist and no training or registration run of this profile writes it "
+            f"(their output_dir: {[str(d) for d in self.produced] or 'none'}); {produced_by}, or fix the path"
+        ]
+
+
+def _splits_needed(params: Any) -> tuple[str, ...]:
+    """The splits a stage iterates: the metrics benchmark (05) its ``split``, runs (02, 03) all three."""
+    from sisrlib.metrics.benchmark import BenchmarkParams
+
+    if isinstance(params, BenchmarkParams):
+        return (params.split,)
+    return ("train", "val", "test")
+
+
+def _data_problems(params: Any, checker: InputChecker) -> tuple[list[str], dict[str, float]]:
     problems = []
-    for data in _data_sections(params):
+    factors: dict[str, float] = {}
+    for key, data in _data_sections(params):
         root = Path(data.root)
-        if not root.exists() and not _is_under(root, built):
+        if _is_under(root, checker.built):
+            continue
+        if not root.exists():
             what = "folder of Sen2Venµs sites" if data.dataset == "sen2venus" else "WorldStrat index.csv"
-            problems.append(f"{path}: data.root {root} does not exist (expected the {what})")
-    hook = getattr(params, "check_inputs", None)
-    if callable(hook):
-        problems.extend(f"{path}: {message}" for message in hook())
+            problems.append(f"{key}.root {root} does not exist (expected the {what})")
+            continue
+        result = checker.dataset(data, _splits_needed(params))
+        prefix = key.removesuffix("data")
+        problems.extend(prefix + message for message in result.problems)
+        if result.factor is not None:
+            factors[key] = result.factor
+    return problems, factors
+
+
+def _experiment_problems(params: Any, factors: dict[str, float], checker: InputChecker) -> list[str]:
+    from sisrlib.training.params import ExperimentParams
+
+    if not isinstance(params, ExperimentParams):
+        return []
+    problems = []
+    tp, reg = params.training, params.registration
+    if tp.mode == "sr" and tp.losses.lpips > 0:
+        missing = checker.lpips(tp.losses.lpips_weights)
+        if missing is not None:
+            problems.append(f"training.losses.lpips is {tp.losses.lpips:g} (> 0): {missing}")
+    if tp.mode == "sr" and "data" in factors and abs(params.model.factor - factors["data"]) > 1e-6:
+        problems.append(
+            f"model.factor {params.model.factor:g} does not match the data's factor {factors['data']:g} "
+            f"({params.data.dataset}, data.root {params.data.root}); set model.factor to "
+            f"{factors['data']:g} or choose the matching data"
+        )
+    if tp.mode == "pretrain_registration" or reg.enabled:
+        problems += checker.checkpoint(
+            "registration.checkpoint",
+            reg.checkpoint,
+            "run the registration pre-training first (params/<profile>/02_registration_*.yaml)",
+        )
+    if tp.resume_from not in (None, "last"):
+        problems += checker.checkpoint("training.resume_from", tp.resume_from, "give an existing checkpoint")
     return problems
 
 
+def _checkpoint_problems(params: Any, checker: InputChecker) -> list[str]:
+    """Checkpoints named by evaluation (04) and export (06) params."""
+    from sisrlib.evaluation import EvaluationParams
+    from sisrlib.export import ExportParams
+
+    problems = []
+    hint = "train it first (params/<profile>/03_training_*.yaml)"
+    registration_hint = "run the registration pre-training first (params/<profile>/02_registration_*.yaml)"
+    if isinstance(params, EvaluationParams):
+        problems += checker.checkpoint(
+            "registration_checkpoint", params.registration_checkpoint, registration_hint, True
+        )
+        for k, run in enumerate(params.runs):
+            problems += checker.checkpoint(f"runs[{k}].checkpoint", run.checkpoint, hint, True)
+            problems += checker.checkpoint(
+                f"runs[{k}].registration_checkpoint",
+                run.registration_checkpoint,
+                registration_hint,
+                True,
+            )
+    elif isinstance(params, ExportParams):
+        problems += checker.checkpoint("checkpoint", params.checkpoint, hint, True)
+    return problems
+
+
+def _metric_problems(params: Any) -> list[str]:
+    """Metrics a benchmark (05) names explicitly must run here (weights present)."""
+    from sisrlib.metrics.benchmark import METRICS, BenchmarkParams, unavailable_reason
+
+    names = params.metrics if isinstance(params, BenchmarkParams) else None
+    if not names:
+        return []
+
+    problems = []
+    for k, name in enumerate(names):
+        reason = unavailable_reason(METRICS[name]) if name in METRICS else None
+        if reason is not None:
+            problems.append(
+                f"metrics[{k}] {name}: {reason}; or remove it from metrics (null: every usable one)"
+            )
+    return problems
+
+
+def check_inputs(
+    path: Path, params: Any, built: Sequence[Path] = (), checker: InputChecker | None = None
+) -> list[str]:
+    """Problems with the inputs a params object points to, each prefixed with ``path``: the datasets it names
+    (opened: columns, rows per split, first patches), the LPIPS weights of an SR run with
+    ``training.losses.lpips > 0``, the checkpoints it reads, the metrics it requests, and the stage's own
+    ``check_inputs`` hook.
+
+    Data roots under one of the ``built`` folders (what stage 01 of the same profile writes) are skipped, and
+    so are checkpoints under the run folders of the profile (``checker.produced``).
+    """
+    checker = checker or InputChecker(built=built)
+    problems, factors = _data_problems(params, checker)
+    problems += _experiment_problems(params, factors, checker)
+    problems += _checkpoint_problems(params, checker)
+    problems += _metric_problems(params)
+    hook = getattr(params, "check_inputs", None)
+    if callable(hook):
+        problems.extend(hook())
+    return [f"{path}: {message}" for message in problems]
+
+
+def _grouped(problems: Sequence[tuple[Path, str]]) -> list[str]:
+    """One line per distinct problem, ``FILE<message>`` (``message`` starts with ``": "`` or with the dotted
+    key, e.g. ``".data.root: …"``); the other files with the same problem are named at its end (many params
+    files of a profile share one dataset)."""
+    files: dict[str, list[Path]] = {}
+    for path, message in problems:
+        files.setdefault(message, []).append(path)
+    out = []
+    for message, paths in files.items():
+        also = f" (same problem in {', '.join(p.name for p in paths[1:])})" if len(paths) > 1 else ""
+        out.append(f"{paths[0]}{message}{also}")
+    return out
+
+
 def check(params_dir: str | Path, inputs: bool = True) -> list[str]:
-    """Validate every ``*.yaml`` of ``params_dir``; returns the problems found (empty when all is well)."""
+    """Validate every ``*.yaml`` of ``params_dir``; returns the problems found (empty when all is well).
+
+    ``inputs``: also check what the files point to (see :func:`check_inputs`), in seconds.
+    """
     folder = Path(params_dir)
     files = sorted(folder.glob("*.yaml"))
     if not files:
         return [f"{folder}: no params file (*.yaml) found"]
-    problems: list[str] = []
+    found: list[tuple[Path, str]] = []
     loaded: dict[Path, Any] = {}
     for f in files:
         try:
             loaded[f] = load_stage_params(f)
         except ParamsError as exc:
-            problems.append(str(exc))
+            found.append((f, str(exc).removeprefix(str(f))))
     if inputs:
-        built = built_data_roots(loaded)
+        checker = InputChecker(built_data_roots(loaded), produced_run_dirs(files, loaded))
         for f, params in loaded.items():
-            problems.extend(check_inputs(f, params, built))
-    return problems
+            found += [(f, m.removeprefix(str(f))) for m in check_inputs(f, params, checker.built, checker)]
+    return _grouped(found)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -98,6 +98,7 @@ def test_band_order_follows_the_columns(tmp_path: Path) -> None:
         return reader.read(f"/vsizip/{folder}/{index[col][0]}")
 
     assert np.array_equal(s.inputs.numpy(), raw("b2b3b4b8_10m"))
+    assert s.lr_inputs is not None
     assert np.array_equal(s.lr_inputs.numpy(), np.concatenate([raw("b5b6b7b8a_20m"), raw("b11b12_20m")]))
     assert np.array_equal(s.target.numpy(), np.concatenate([raw("b2b3b4b8_05m"), raw("b5b6b7b8a_05m")]))
 
@@ -266,3 +267,54 @@ def test_subsample_is_seeded_and_capped(tmp_path: Path) -> None:
     assert [len(s) for s in sites] == [4, 4]
     again = open_sites(tmp_path, ["ARM", "NARYN"], sen2venus_layout(True, False, False), 4, seed=0)
     assert [s.rows for s in sites] == [s.rows for s in again]
+
+
+def test_duplicated_index_rows_are_refused_naming_the_file_and_the_rows(tmp_path: Path) -> None:
+    """A patch listed twice could land in both the training and the validation split."""
+    folder = make_sen2venus_site(tmp_path, "ARM", rows=4)
+    index = pd.read_csv(folder / "index.csv", sep="\t")
+    pd.concat([index, index.iloc[[1]]], ignore_index=True).to_csv(folder / "index.csv", sep="\t", index=False)
+    layout = sen2venus_layout(True, False, False)
+    with pytest.raises(DataError) as info:
+        Sen2VenusSite(folder, layout)
+    message = str(info.value)
+    assert str(folder / "index.csv") in message
+    assert "column b2b3b4b8_10m" in message and "in rows [1, 4]" in message
+    assert index.loc[1, "b2b3b4b8_10m"] in message and "remove the duplicated rows" in message
+    # one column shared by two rows is enough (the same input patch twice), whatever the other columns hold
+    index.loc[3, "b2b3b4b8_05m"] = index.loc[0, "b2b3b4b8_05m"]
+    index.to_csv(folder / "index.csv", sep="\t", index=False)
+    with pytest.raises(DataError, match=r"column b2b3b4b8_05m cell .* in rows \[0, 3\]"):
+        Sen2VenusSite(folder, layout)
+    # a column the configuration does not read is not checked
+    assert len(Sen2VenusSite(folder, sen2venus_layout(False, True, False))) == 4
+
+
+def _replace_patch(folder: Path, row: int, column: str, array: np.ndarray) -> str:
+    index = pd.read_csv(folder / "index.csv", sep="\t")
+    with zipfile.ZipFile(folder / f"{folder.name}.zip") as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    member = index.loc[row, column].split("/", 1)[1]
+    members[member] = geotiff_bytes(array)
+    write_zip(folder / f"{folder.name}.zip", members)
+    return member
+
+
+def test_reflectance_scaled_float_patches_are_refused(tmp_path: Path) -> None:
+    folder = make_sen2venus_site(tmp_path, "ARM", rows=3)
+    reader = RasterReader()
+    index = pd.read_csv(folder / "index.csv", sep="\t")
+    dn = reader.read(f"/vsizip/{folder}/{index.loc[1, 'b2b3b4b8_10m']}").astype(np.float32)
+    member = _replace_patch(folder, 1, "b2b3b4b8_10m", dn / 10000)
+    site = Sen2VenusSite(folder, sen2venus_layout(True, False, False))
+    site[0]
+    with pytest.raises(DataError) as info:
+        site[1]
+    message = str(info.value)
+    assert f"site ARM, row 1, column b2b3b4b8_10m, file ARM.zip/{member}" in message
+    low, high = float((dn / 10000).min()), float((dn / 10000).max())
+    assert f"[{low:.4g}, {high:.4g}]" in message and "looks like reflectance" in message
+    assert "in DN" in message and "multiply by 10000" in message
+    # float patches in DN are read as they are
+    _replace_patch(folder, 1, "b2b3b4b8_10m", dn)
+    assert torch.equal(site[1].inputs, torch.from_numpy(dn))

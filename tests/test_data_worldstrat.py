@@ -156,3 +156,42 @@ def test_builder_script_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     # default crop (10 + 128 LR px) does not fit 48-px tiles: every tile is skipped, clearly
     assert main([str(original), str(tmp_path / "out"), "--factor", "4"]) == 2
     assert "no tile could be used" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["n/a", "", "nan"])
+def test_non_numeric_correlation_is_refused_naming_the_rows(tmp_path: Path, bad: str) -> None:
+    """A row whose correlation cannot be read was dropped silently by the filter."""
+    index = make_worldstrat_index(tmp_path, ("train", "train", "val", "test"))
+    table = pd.read_csv(index, sep="\t", dtype=str, keep_default_na=False)
+    table.loc[1, "correlation"] = bad
+    table.loc[3, "correlation"] = "high"
+    table.to_csv(index, sep="\t", index=False)
+    with pytest.raises(DataError) as info:
+        WorldStratDataset(index, "train")
+    message = str(info.value)
+    assert str(index) in message and "2 row(s) is not a finite number" in message
+    assert f"row 1 (Landcover-0001_lr.tif): {bad!r}" in message
+    assert "row 3 (Landcover-0003_lr.tif): 'high'" in message
+
+
+def test_duplicated_pairs_are_refused(tmp_path: Path) -> None:
+    index = make_worldstrat_index(tmp_path, ("train", "train", "val", "test"))
+    table = pd.read_csv(index, sep="\t", dtype=str, keep_default_na=False)
+    table.loc[2, "lr_img"] = table.loc[0, "lr_img"]  # a training pair's LR also in validation
+    table.to_csv(index, sep="\t", index=False)
+    with pytest.raises(DataError, match=r"column lr_img cell 'Landcover-0000_lr.tif' in rows \[0, 2\]"):
+        WorldStratDataset(index, "val")
+
+
+def test_reflectance_scaled_float_pairs_are_refused(tmp_path: Path) -> None:
+    from sisrlib.data.raster import write_geotiff
+
+    index = make_worldstrat_index(tmp_path, ("train", "train"))
+    lr = RasterReader().read(str(tmp_path / "Landcover-0001_lr.tif")).astype(np.float32) / 10000
+    write_geotiff(tmp_path / "Landcover-0001_lr.tif", lr)
+    ds = WorldStratDataset(index, "train")
+    ds[0]
+    with pytest.raises(
+        DataError, match=r"Landcover-0001 .*lr_img .*Landcover-0001_lr\.tif.*looks like reflectance"
+    ):
+        ds[1]

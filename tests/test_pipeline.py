@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from fake_data import make_sen2venus_root, make_worldstrat_index
 
+from sisrlib.data.sen2venus import S2V1_SITES, S2V2_SITES, TESTING_SITES
 from sisrlib.pipeline import STAGES, check
+from sisrlib.training.losses import LPIPS_WEIGHTS_FILE, VGG16_WEIGHTS_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_VARIABLES = ("SEN2VENUS_DATASET_PATH", "WORLDSTRATX2_DATASET_PATH", "WORLDSTRATX4_DATASET_PATH")
@@ -72,3 +76,173 @@ def test_command_line_exit_status(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "SEN2VENUS_DATASET_PATH" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The paper profile on fake datasets: the check opens every dataset and finds every weight file
+# ------------------------------------------------------------------------------------------------------------
+
+PAPER_SITES = sorted(set(S2V1_SITES) | set(S2V2_SITES) | set(TESTING_SITES))
+
+
+@pytest.fixture(scope="module")
+def paper_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Usable fake datasets for the paper profile: every Sen2Venµs site (7 patches each: the benchmark's
+    batch of 128 fits in the s2v1 training split), wsx2 and wsx4 with 16 training pairs (one batch), and
+    the LPIPS weight files (empty: the check only looks for them) in a torch hub cache."""
+    root = tmp_path_factory.mktemp("paper_data")
+    make_sen2venus_root(root / "sen2venus", PAPER_SITES, rows=7)
+    splits = ["train"] * 16 + ["val", "test"]
+    for factor in (2, 4):
+        make_worldstrat_index(root / f"wsx{factor}", splits, factor=factor)
+    hub = root / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    for name in (LPIPS_WEIGHTS_FILE, VGG16_WEIGHTS_FILE):
+        (hub / name).write_bytes(b"")
+    return root
+
+
+def _copy(source: Path, target: Path) -> Path:
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    return target
+
+
+@pytest.fixture()
+def paper_env(paper_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the fake paper data, the variables pointing to it, and an empty working directory
+    (the runs of the profile have not written anything)."""
+    data = _copy(paper_data, tmp_path / "data")
+    monkeypatch.setenv("SEN2VENUS_DATASET_PATH", str(data / "sen2venus"))
+    monkeypatch.setenv("WORLDSTRATX2_DATASET_PATH", str(data / "wsx2" / "index.csv"))
+    monkeypatch.setenv("WORLDSTRATX4_DATASET_PATH", str(data / "wsx4"))
+    monkeypatch.setenv("TORCH_HOME", str(data / "torch"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return data
+
+
+def test_paper_profile_passes_on_usable_data(paper_env: Path) -> None:
+    """Checkpoints written by stages 02/03 of the profile (registration, export) are not required."""
+    assert check(ROOT / "params" / "paper") == []
+
+
+def test_paper_profile_without_lpips_weights_names_the_files_and_the_option(
+    paper_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = paper_env / "empty_torch_home"
+    empty.mkdir()
+    monkeypatch.setenv("TORCH_HOME", str(empty))
+    problems = check(ROOT / "params" / "paper")
+    assert len(problems) == 1, problems  # one line for the 18 SR runs that share the setting
+    problem = problems[0]
+    assert "training.losses.lpips is 1 (> 0)" in problem
+    assert LPIPS_WEIGHTS_FILE in problem and VGG16_WEIGHTS_FILE in problem
+    assert str(empty / "hub" / "checkpoints") in problem and "training.losses.lpips_weights" in problem
+    assert "03_training_s2v1x2_baseline.yaml" in problem and "03_training_wsx4_geomrad.yaml" in problem
+    assert "02_registration" not in problem  # pre-training does not use LPIPS
+    # an explicit weights folder is looked in instead of the hub cache
+    folder = ROOT / "params" / "paper"
+    local = paper_env / "local_params"
+    _copy(folder, local)
+    weights = paper_env / "weights"
+    weights.mkdir()
+    for f in local.glob("03_training_*.yaml"):
+        f.write_text(f.read_text().replace("lpips_weights: null", f"lpips_weights: {weights}"))
+    problems = check(local)
+    assert len(problems) == 1 and str(weights) in problems[0]
+    for name in (LPIPS_WEIGHTS_FILE, VGG16_WEIGHTS_FILE):
+        (weights / name).write_bytes(b"")
+    assert check(local) == []
+
+
+def test_paper_profile_with_empty_indexes_names_every_site(paper_env: Path) -> None:
+    """The case of the report: an empty index.csv in every site and a WorldStrat index with an id column."""
+    for site in PAPER_SITES:
+        index = paper_env / "sen2venus" / site / "index.csv"
+        index.write_text(index.read_text().splitlines()[0] + "\n")  # the header only
+    (paper_env / "wsx4" / "index.csv").write_text("id\nLandcover-0000\n")
+    problems = check(ROOT / "params" / "paper")
+    text = "\n".join(problems)
+    for site in PAPER_SITES:
+        assert f"site {site}: {paper_env / 'sen2venus' / site / 'index.csv'} has no rows" in text
+    assert "training site ARM" in text and "testing site ES-IC3XG" in text
+    assert "data.site_list s2v1" in text and "data.site_list s2v2" in text
+    wsx4 = [p for p in problems if "wsx4" in p and "index.csv" in p]
+    assert len(wsx4) == 1, wsx4  # one line for the 4 params files that read it
+    assert "lacks the column(s) ['split', 'hr_img', 'lr_img', 'correlation']" in wsx4[0]
+    assert "present columns are ['id']" in wsx4[0]
+    assert "02_registration_wsx4.yaml" in wsx4[0] and "03_training_wsx4_geom.yaml" in wsx4[0]
+    assert not any("wsx2" in p for p in problems)  # untouched
+
+
+def test_paper_profile_problems_with_sites_splits_patches_and_batches(paper_env: Path) -> None:
+    s2v = paper_env / "sen2venus"
+    shutil.rmtree(s2v / "ATTO")  # an s2v2 site
+    (s2v / "ARM" / "ARM.zip").unlink()  # an s2v1 site whose patches are gone
+    index = pd.read_csv(s2v / "NARYN" / "index.csv", sep="\t")
+    index.drop(columns=["b2b3b4b8_05m"]).to_csv(s2v / "NARYN" / "index.csv", sep="\t", index=False)
+    wsx2 = pd.read_csv(paper_env / "wsx2" / "index.csv", sep="\t")
+    wsx2.loc[wsx2["split"] == "val", "correlation"] = 0.1  # below min_correlation
+    wsx2.to_csv(paper_env / "wsx2" / "index.csv", sep="\t", index=False)
+    text = "\n".join(check(ROOT / "params" / "paper"))
+    assert "data.site_list s2v2: training site folder(s) ['ATTO'] not found under data.root" in text
+    assert "training site ARM: site ARM, row 0, column b2b3b4b8_10m" in text
+    assert f"zip archive {s2v / 'ARM' / 'ARM.zip'} does not exist" in text
+    assert "training site NARYN" in text and "lacks the column(s) ['b2b3b4b8_05m']" in text
+    assert "no pair with split == 'val' and correlation > 0.2" in text
+    assert "02_registration_wsx2.yaml" in text
+
+
+def test_too_few_training_patches_for_one_batch(paper_env: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "params"
+    folder.mkdir()
+    source = (ROOT / "params" / "paper" / "02_registration_s2vx2.yaml").read_text()
+    (folder / "02_registration_s2vx2.yaml").write_text(source.replace("batch_size: 16", "batch_size: 1000"))
+    problems = check(folder)
+    assert len(problems) == 1
+    assert "data.batch_size 1000: the training split has 133 patch(es)" in problems[0]
+    assert "140 patch(es) of the training sites" in problems[0] and "Lower data.batch_size" in problems[0]
+
+
+def test_registration_checkpoints_are_required_unless_the_profile_writes_them(
+    paper_env: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "params"
+    folder.mkdir()
+    training = "03_training_s2v1x2_geomrad.yaml"
+    shutil.copy(ROOT / "params" / "paper" / training, folder / training)
+    problems = check(folder)
+    assert len(problems) == 1
+    assert (
+        f"{training}: registration.checkpoint build/paper/runs/registration_s2vx2/checkpoints/best.ckpt"
+        in (problems[0])
+    )
+    assert "does not exist" in problems[0] and "02_registration" in problems[0]
+    shutil.copy(ROOT / "params" / "paper" / "02_registration_s2vx2.yaml", folder)
+    assert check(folder) == []  # stage 02 of the same profile writes it
+    (folder / "02_registration_s2vx2.yaml").unlink()
+    checkpoint = Path("build/paper/runs/registration_s2vx2/checkpoints/best.ckpt")
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"")
+    assert check(folder) == []  # there already
+
+
+def test_check_reads_one_patch_per_site_and_split(paper_env: Path) -> None:
+    """What keeps the check at seconds on the real datasets: one patch per site and split, each once."""
+    from sisrlib.data import raster
+
+    reads: list[str] = []
+    original = raster.RasterReader.read
+
+    def counting(self: raster.RasterReader, path: str, what: str = "") -> object:
+        reads.append(path)
+        return original(self, path, what)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(raster.RasterReader, "read", counting)
+        assert check(ROOT / "params" / "paper") == []
+    # 26 sites × (input + target) for x2 and x4; 3 splits × (LR + HR) for wsx2 and wsx4
+    assert len(reads) == 26 * 2 * 2 + 2 * 3 * 2

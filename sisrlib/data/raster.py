@@ -230,11 +230,19 @@ class RasterReader:
             raise self._fail(path, what, exc) from exc
 
 
-def check_patch(array: np.ndarray, what: str, nodata: float = NODATA_DN) -> None:
-    """Reject a patch that holds no data: every pixel 0, or any pixel at the no-data value (−10000 DN).
+#: A float patch whose every value lies in [−this, this] is taken for reflectance (0–1), not DN: in DN that
+#: would be a reflectance of at most 0.0002 in every band, which no real patch has (dark water is ~100 DN).
+REFLECTANCE_LIKE_MAX = 2.0
 
-    The reference asserted ``sum != 0`` and ``min != −10000`` on every read; a patch with some no-data pixels
-    would feed −10000 DN values to the network, so it is rejected too, with the count of such pixels.
+
+def check_patch(array: np.ndarray, what: str, nodata: float = NODATA_DN) -> None:
+    """Reject a patch that holds no data or is not in DN.
+
+    No data: every pixel 0, or any pixel at the no-data value (−10000 DN). The reference asserted ``sum != 0``
+    and ``min != −10000`` on every read; a patch with some no-data pixels would feed −10000 DN values to the
+    network, so it is rejected too, with the count of such pixels. NaN or infinite values are rejected.
+    Not DN: a float patch whose values all lie within ±``REFLECTANCE_LIKE_MAX`` is reflectance-scaled (0–1);
+    reading it as DN would feed values 10000 times too small to the network.
     """
     if array.size == 0:
         raise DataError(f"{what}: empty raster (shape {array.shape})")
@@ -249,6 +257,14 @@ def check_patch(array: np.ndarray, what: str, nodata: float = NODATA_DN) -> None
         )
     if not np.any(array):
         raise DataError(f"{what}: every pixel is 0; the patch holds no data")
+    if array.dtype.kind == "f":
+        lo, hi = float(array.min()), float(array.max())
+        if max(abs(lo), abs(hi)) <= REFLECTANCE_LIKE_MAX:
+            raise DataError(
+                f"{what}: the {array.dtype} values lie in [{lo:.4g}, {hi:.4g}], which looks like reflectance "
+                f"(0–1); patches must be in DN (reflectance × 10000, about 0–10000, e.g. int16 as in the "
+                "published datasets). Convert the file to DN (multiply by 10000)"
+            )
 
 
 _SAMPLE_FORMAT = {"u": 1, "i": 2, "f": 3}

@@ -36,6 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sisrlib.bands import SEN2VENUS_GROUPS
+from sisrlib.data.indexes import check_unique_cells
 from sisrlib.data.raster import RasterReader, check_patch, vsizip_path
 from sisrlib.data.sample import Sample
 from sisrlib.errors import DataError
@@ -173,7 +174,8 @@ def check_sites(root: str | Path, sites: Sequence[str], role: str = "site") -> N
 
 
 def read_index(folder: str | Path, required: Sequence[str]) -> pd.DataFrame:
-    """Read a site's tab-separated ``index.csv`` and check that the ``required`` columns are there."""
+    """Read a site's tab-separated ``index.csv`` and check it: the ``required`` columns are there, it has
+    rows, and no patch file of those columns is listed by two rows (it could land in two splits)."""
     path = Path(folder) / INDEX_FILE
     if not path.is_file():
         raise DataError(
@@ -195,6 +197,7 @@ def read_index(folder: str | Path, required: Sequence[str]) -> pd.DataFrame:
         )
     if len(index) == 0:
         raise DataError(f"site {Path(folder).name}: {path} has no rows")
+    check_unique_cells(index, required, f"site {Path(folder).name}: {path}")
     return index
 
 

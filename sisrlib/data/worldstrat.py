@@ -53,6 +53,7 @@ from rasterio.transform import Affine
 from torch.utils.data import Dataset
 
 from sisrlib.bands import BANDS_10M
+from sisrlib.data.indexes import check_unique_cells
 from sisrlib.data.raster import RasterReader, check_patch, write_geotiff
 from sisrlib.data.sample import Sample
 from sisrlib.data.simulation import separable_mtf_downscale
@@ -73,7 +74,9 @@ class WorldStratDataset(Dataset[Sample]):
     """The pairs of one split of a derived WorldStrat index: inputs = S2 LR (DN), target = HR as stored.
 
     Keeps the rows with ``split == split`` and ``correlation > min_correlation`` (the reference's filter).
-    The factor is read from the first pair (HR size / LR size); every pair must share it.
+    The factor is read from the first pair (HR size / LR size); every pair must share it. An index with a
+    correlation that is not a finite number, or with an image listed by two rows, is refused (naming the
+    rows): such rows used to be dropped silently, or to land in two splits.
     """
 
     def __init__(
@@ -108,6 +111,19 @@ class WorldStratDataset(Dataset[Sample]):
                 f"{list(index.columns)}"
             )
         corr = pd.to_numeric(index["correlation"], errors="coerce")
+        bad = np.flatnonzero(~np.isfinite(corr.to_numpy(dtype=np.float64)))
+        if bad.size:
+            shown = ", ".join(
+                f"row {r} ({index['lr_img'].iloc[r]}): {index['correlation'].iloc[r]!r}" for r in bad[:10]
+            )
+            more = f" and {bad.size - 10} more" if bad.size > 10 else ""
+            raise DataError(
+                f"WorldStrat index {self.index_path}: the correlation of {bad.size} row(s) is not a finite "
+                f"number: {shown}{more} (rows are 0-based, header excluded). Every row needs the |Pearson r| "
+                "of its pair (the min_correlation filter reads it); rebuild the index "
+                "(python -m sisrlib.data.worldstrat) or remove those rows"
+            )
+        check_unique_cells(index, ("hr_img", "lr_img"), f"WorldStrat index {self.index_path}")
         keep = (index["split"].astype(str) == split) & (corr > min_correlation)
         self.split = split
         self.min_correlation = min_correlation
