@@ -44,6 +44,17 @@ def per_band_l1(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return (pred - ref).abs().mean(dim=(0, 2, 3))
 
 
+def per_band_highpass_l1(pred: torch.Tensor, ref: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Mean absolute difference per band ``[C]`` of the high-pass residuals ``x − G_σ ∗ x`` of ``pred`` and
+    ``ref`` ``[B, C, H, W]`` (Gaussian of ``sigma`` output pixels, reflect padding; see
+    :func:`sisrlib.registration.pretraining.highpass`)."""
+    from sisrlib.registration.pretraining import highpass
+
+    b, c, h, w = pred.shape
+    diff = highpass((pred - ref).reshape(b * c, h, w), sigma)  # the filter is linear
+    return diff.abs().reshape(b, c, h, w).mean(dim=(0, 2, 3))
+
+
 def per_band_rmse(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Root mean squared error per band ``[C]`` (same unit as the inputs)."""
     return torch.sqrt(per_band_mse(pred, ref))
@@ -296,6 +307,7 @@ __all__ = [
     "load_lpips_weights",
     "load_vgg16_features",
     "per_band_bias",
+    "per_band_highpass_l1",
     "per_band_l1",
     "per_band_mse",
     "per_band_psnr",

@@ -43,6 +43,7 @@ from sisrlib.training.losses import (
     dra_bce_generator_loss,
     finite_or_raise,
     per_band_bias,
+    per_band_highpass_l1,
     per_band_l1,
     per_band_mse,
     per_band_psnr,
@@ -66,6 +67,7 @@ def build_flow_estimator(params: RegistrationParams) -> FlowEstimator:
         start_filters=params.start_filters,
         min_skip_depth=params.min_skip_depth,
         features=params.features,
+        input_normalisation=params.input_normalisation,
     )
 
 
@@ -74,6 +76,11 @@ def build_discriminator(params: ExperimentParams, in_bands: int) -> nn.Module:
     from sisrlib.models import build_discriminator as build
 
     return build(params.training.adversarial.discriminator, in_bands)
+
+
+def _values(logs: dict[str, torch.Tensor]) -> str:
+    """``name value, ...`` of logged scalars, for error messages."""
+    return ", ".join(f"{k.removeprefix('training/')} {float(v):.4g}" for k, v in logs.items())
 
 
 class SISRModule(pl.LightningModule):
@@ -217,6 +224,31 @@ class SISRModule(pl.LightningModule):
         g.manual_seed(self.experiment.seed * 1_000_003 + offset * 7919 + self.global_rank)
         return g
 
+    def _training_window(
+        self, inputs: torch.Tensor, target: torch.Tensor, lr: torch.Tensor | None, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One random ``training.crop_size``² window (LR px) of the inputs ``[B, C, h, w]`` and the matching
+        HR window of the (registered) target ``[B, C_t, H, W]`` (and of the 20 m inputs), seeded by the step;
+        unchanged when ``crop_size`` is null or not smaller than the patch."""
+        c = self.experiment.training.crop_size
+        h, w = inputs.shape[-2:]
+        if c is None or c >= min(h, w):
+            return inputs, target, lr
+        factor = target.shape[-1] / w
+        hr = round(c * factor)
+        if abs(hr - c * factor) > 1e-6:
+            raise ValueError(f"training.crop_size {c} LR px × factor {factor} is not a whole number of HR px")
+        generator = self._flow_generator(step + 500_009)
+        i = int(torch.randint(0, h - c + 1, (1,), generator=generator))
+        j = int(torch.randint(0, w - c + 1, (1,), generator=generator))
+        hi, hj = round(i * factor), round(j * factor)
+        target = target[..., hi : hi + hr, hj : hj + hr]
+        if lr is not None:
+            lf = lr.shape[-1] / w
+            lc, li, lj = round(c * lf), round(i * lf), round(j * lf)
+            lr = lr[..., li : li + lc, lj : lj + lc]
+        return inputs[..., i : i + c, j : j + c], target, lr
+
     def _pixel_losses(
         self, pred: torch.Tensor, target: torch.Tensor, prefix: str
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -229,6 +261,8 @@ class SISRModule(pl.LightningModule):
             terms.append(("mse", w.mse, per_band_mse(pred, target)))
         if w.l1 > 0:
             terms.append(("l1", w.l1, per_band_l1(pred, target)))
+        if w.highpass_l1 > 0:
+            terms.append(("highpass_l1", w.highpass_l1, per_band_highpass_l1(pred, target, w.highpass_sigma)))
         if w.lpips > 0 and self._lpips:
             lp = self._lpips[0].to(pred.device)
             terms.append(("lpips", w.lpips, lp(pred.float(), target.float())))
@@ -274,7 +308,10 @@ class SISRModule(pl.LightningModule):
                 data_penalty=reg.data_penalty,
                 data_highpass=reg.data_highpass,
             )
-            total = finite_or_raise(losses.total, "registration pre-training loss")
+            try:
+                total = finite_or_raise(losses.total, f"the registration pre-training loss at step {step}")
+            except FloatingPointError as exc:
+                raise FloatingPointError(f"{exc}; loss terms: {_values(losses.as_dict())}") from exc
             opt = opt_list[0]
             opt.zero_grad()
             self.manual_backward(total)
@@ -286,6 +323,7 @@ class SISRModule(pl.LightningModule):
             return total.detach()
 
         target = self._registered_target(inputs, target, lr)
+        inputs, target, lr = self._training_window(inputs, target, lr, step)
         pred = self.predict_standardised(inputs, lr)
         m = self.training_margin
         pred_c, target_c = crop(pred, m), crop(target, m)
@@ -299,7 +337,11 @@ class SISRModule(pl.LightningModule):
             if step < adv.start_step:
                 g_loss = g_loss.detach()
             total = total + adv.weight * g_loss
-        total = finite_or_raise(total, "training loss")
+        try:
+            total = finite_or_raise(total, f"the training loss at step {step}")
+        except FloatingPointError as exc:  # name the terms (computed only on failure)
+            terms = {k: v for k, v in logs.items() if k.endswith(("_average", "_dra", "total_pixel_loss"))}
+            raise FloatingPointError(f"{exc}; loss terms: {_values(terms)}") from exc
         opt_g = opt_list[0]
         opt_g.zero_grad()
         self.manual_backward(total)

@@ -8,15 +8,28 @@ restarts (T_0 1500, T_mult 2), validation margin 64 px.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from sisrlib.bands import StandardisationName
 from sisrlib.data.params import DataParams
 from sisrlib.models.params import DiscriminatorParams, ModelParams
 from sisrlib.params import from_mapping, load, read_yaml, to_mapping
 from sisrlib.registration.pretraining import PENALTIES, Composition, Penalty
+
+#: Lightning accelerators this project can run on (``tpu``/``hpu`` need packages it does not install).
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+#: Lightning precisions.
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "32", "16", "bf16")
+
+
+def _at_least(section: str, params: Any, **minimum: float) -> None:
+    """ValueError naming ``section.key`` for a numeric field below its ``minimum`` (null fields pass)."""
+    for key, low in minimum.items():
+        value = getattr(params, key)
+        if value is not None and value < low:
+            raise ValueError(f"{section}.{key} must be >= {low:g}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,9 @@ class RegistrationParams:
     #: Pre-training only: train on random ``crop_size``² crops of the LR patches (null: whole patches, the
     #: reference). Cheaper steps for CPU budgets; the network is fully convolutional.
     crop_size: int | None = None
+    #: Normalisation of the flow network's inputs: ``image`` (ours: per image) or ``reference_rows``
+    #: (torchsisr's ``F.instance_norm`` on ``[B, H, W]``: per image row; needed by its published networks).
+    input_normalisation: Literal["image", "reference_rows"] = "image"
 
     def __post_init__(self) -> None:
         if self.max_range <= 0 or self.flow_max_range <= 0:
@@ -110,6 +126,15 @@ class AdversarialParams:
     bands: list[str] | None = None
     discriminator: DiscriminatorParams = field(default_factory=DiscriminatorParams)
 
+    def __post_init__(self) -> None:
+        _at_least("training.adversarial", self, weight=0.0, start_step=0, t_0=1, t_mult=1)
+        if self.lr <= 0:
+            raise ValueError(f"training.adversarial.lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(
+                f"training.adversarial.label_smoothing must lie in [0, 1), got {self.label_smoothing}"
+            )
+
 
 @dataclass(frozen=True)
 class LossParams:
@@ -124,6 +149,32 @@ class LossParams:
     l1: float = 0.0
     lpips: float = 1.0
     lpips_weights: str | None = None
+    #: Weight of an L1 term on the high-pass residuals (x − Gaussian(x, ``highpass_sigma`` HR px)) of
+    #: prediction and target: rewards the fine detail a pixel loss averages out under misregistration
+    #: (0: off, the reference).
+    highpass_l1: float = 0.0
+    highpass_sigma: float = 1.0
+
+    #: Numeric fields that are not loss weights (every other number of this section is one).
+    NOT_WEIGHTS: ClassVar[tuple[str, ...]] = ("highpass_sigma",)
+
+    def __post_init__(self) -> None:
+        for key, value in self.weights.items():
+            if value < 0:
+                raise ValueError(f"training.losses.{key} must be >= 0 (0 turns the term off), got {value}")
+        if self.highpass_sigma <= 0:
+            raise ValueError(f"training.losses.highpass_sigma must be > 0 HR px, got {self.highpass_sigma}")
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Every loss weight of the section by name (the numeric fields not in :attr:`NOT_WEIGHTS`)."""
+        return {
+            f.name: float(getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in self.NOT_WEIGHTS
+            and isinstance(getattr(self, f.name), int | float)
+            and not isinstance(getattr(self, f.name), bool)
+        }
 
 
 @dataclass(frozen=True)
@@ -147,6 +198,10 @@ class TrainingParams:
     validation_margin: int = 64
     #: Pixels cropped before training losses; null: the generator's prediction margin (reference).
     training_margin: int | None = None
+    #: SR training only: train the generator on one random ``crop_size``² window (LR px) of each batch, the
+    #: target being registered on the whole patch first and cropped at the matching HR window (null: whole
+    #: patches, the reference). Cheaper steps for CPU budgets; ``training_margin`` still applies inside it.
+    crop_size: int | None = None
     #: Lightning precision: ``32-true``, ``16-mixed``, ``bf16-mixed``.
     precision: str = "32-true"
     accelerator: str = "auto"
@@ -167,13 +222,43 @@ class TrainingParams:
     test_after_fit: bool = False
 
     def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.val_check_interval < 1:
-            raise ValueError(
-                f"max_steps and val_check_interval must be >= 1, got {self.max_steps}, "
-                f"{self.val_check_interval}"
-            )
+        _at_least(
+            "training",
+            self,
+            max_steps=1,
+            val_check_interval=1,
+            t_0=1,
+            t_mult=1,
+            limit_val_batches=1,
+            limit_test_batches=1,
+            validation_margin=0,
+            training_margin=0,
+            num_nodes=1,
+            log_every_n_steps=1,
+            num_threads=1,
+        )
         if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise ValueError(f"training.lr must be > 0, got {self.lr}")
+        if self.accelerator not in ACCELERATORS:
+            raise ValueError(
+                f"training.accelerator must be one of {list(ACCELERATORS)}, got {self.accelerator!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"training.precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        if isinstance(self.devices, int) and self.devices < 1:
+            raise ValueError(f"training.devices must be >= 1 or 'auto', got {self.devices}")
+        if isinstance(self.devices, str) and self.devices != "auto":
+            raise ValueError(f"training.devices must be a count (>= 1) or 'auto', got {self.devices!r}")
+        adversarial = self.adversarial.enabled and self.adversarial.weight > 0
+        if self.mode == "sr" and max(self.losses.weights.values(), default=0.0) <= 0 and not adversarial:
+            raise ValueError(
+                f"training.losses: every loss weight is 0 ({self.losses.weights}) and no adversarial term is "
+                "on: nothing to train; give at least one weight > 0"
+            )
+        if self.crop_size is not None and self.crop_size < 8:
+            raise ValueError(
+                f"training.crop_size must be >= 8 LR px or null (whole patches), got {self.crop_size}"
+            )
 
 
 @dataclass(frozen=True)
@@ -215,7 +300,14 @@ def parse_override(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not key:
         raise ValueError(f"--set expects key=value with a non-empty key, got {text!r}")
-    return key, yaml.safe_load(raw) if raw.strip() else None
+    try:
+        return key, yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ValueError(
+            f"--set {text}: the value {raw!r} is not valid YAML ({problem}); write a number, true/false, "
+            "null, a list like [1, 2], or quote a string"
+        ) from exc
 
 
 def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentParams:
