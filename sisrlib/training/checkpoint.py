@@ -382,7 +382,7 @@ def load_registration_into(net: FlowEstimator, path: str | Path, run: Registrati
     """Load a checkpoint's flow weights into ``net`` (built from the run's params), with a clear error when
     the architectures differ."""
     ckpt_reg, state = registration_state(path)
-    arch = ("depth", "start_filters", "min_skip_depth", "features", "max_range")
+    arch = ("depth", "start_filters", "min_skip_depth", "features", "max_range", "input_normalisation")
     theirs = {k: getattr(ckpt_reg, k) for k in arch}
     ours = {k: getattr(run, k) for k in arch}
     message = (
