@@ -25,8 +25,9 @@ from sisrlib.errors import UnsafeCheckpointError
 from sisrlib.evaluation import EvaluationParams, RunSpec, evaluate
 from sisrlib.export import export_checkpoint
 from sisrlib.inference.showcase import find_sr_checkpoint
+from sisrlib.safe_load import SAFE_GLOBALS
 from sisrlib.training import fit, load_generator, load_registration
-from sisrlib.training.checkpoint import SAFE_GLOBALS, read_checkpoint, registration_state
+from sisrlib.training.checkpoint import read_checkpoint, registration_state
 from sisrlib.training.fit import write_signature
 
 SISRLIB = Path(__file__).resolve().parents[1] / "sisrlib"

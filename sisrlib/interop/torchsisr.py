@@ -10,10 +10,10 @@ torchsisr writes Lightning checkpoints of its ``DoubleSISRTrainingModule``: a di
   and every paper SR run, which carries a copy of its pre-trained network);
 * discriminator, loss and metric networks, simulation noise: ignored here.
 
-The file is read with ``torch.load(weights_only=True, map_location="cpu")`` and the same refusals as
-:func:`sisrlib.training.checkpoint.load_checkpoint_file` (not imported: :mod:`sisrlib.training` loads
-Lightning): nothing in it runs, and a file that needs a Python global is refused
-(:class:`~sisrlib.errors.UnsafeCheckpointError`). Neither Lightning nor torchsisr code is imported.
+The file is read by :func:`sisrlib.safe_load.load_weights_only` (``torch.load(weights_only=True,
+map_location="cpu")``, the loader of our own checkpoints too): nothing in it runs, and a file that needs a
+Python global is refused (:class:`~sisrlib.errors.UnsafeCheckpointError`). Neither Lightning nor torchsisr
+code is imported.
 
 What the weights do not say is taken, in this order, from an explicit argument, from the run configuration
 hydra saved beside the checkpoint (``.hydra/config.yaml``, read with ``yaml.safe_load``; only plain
@@ -40,10 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import re
-import warnings
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +51,7 @@ import yaml
 from torch import nn
 
 from sisrlib.bands import BAND_RESOLUTION_M, Standardisation, validate_bands
-from sisrlib.errors import CheckpointError, UnsafeCheckpointError
+from sisrlib.errors import CheckpointError
 from sisrlib.models.base import SRModel
 from sisrlib.models.bicubic import BicubicInterpolation
 from sisrlib.models.carn import CARN
@@ -62,6 +59,7 @@ from sisrlib.models.esrgan import ESRGANGenerator
 from sisrlib.models.geometry import rounded_factor
 from sisrlib.models.joint import JointSuperResolution
 from sisrlib.registration.network import FlowEstimator, freeze
+from sisrlib.safe_load import load_weights_only
 
 LOGGER = logging.getLogger(__name__)
 
@@ -75,7 +73,6 @@ RUN_CONFIG = Path(".hydra") / "config.yaml"
 ConfigArg = str | Path | Mapping[str, Any] | Literal["auto"] | None
 LrToHr = Literal["bicubic", "none"]
 
-_GLOBAL_IN_MESSAGE = re.compile(r"GLOBAL ([A-Za-z_][\w.]*)")
 _INTERPOLATION = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")
 _TOL = 1e-6
 
@@ -154,53 +151,19 @@ def _refuse(path: Path, what: str, fix: str) -> CheckpointError:
     return CheckpointError(f"torchsisr checkpoint {path}: {what}; {fix}")
 
 
-def _unsafe_globals(path: Path, exc: BaseException) -> list[str]:
-    names: list[str] = []
-    if zipfile.is_zipfile(path):
-        try:
-            names = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-        except Exception:  # a damaged archive: fall back on the message
-            names = []
-    return names or sorted(set(_GLOBAL_IN_MESSAGE.findall(str(exc))))
-
-
 def _safe_load(path: Path) -> dict[str, Any]:
     """``torch.load(path, map_location="cpu", weights_only=True)`` with clear refusals."""
-    if not path.is_file():
-        raise FileNotFoundError(f"torchsisr checkpoint {path} does not exist; fix the path")
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        names = _unsafe_globals(path, exc)
-        if not names:  # not a pickle at all (nothing was unpickled either way)
-            raise _refuse(
-                path,
-                f"cannot be read ({str(exc).splitlines()[0] if str(exc) else 'UnpicklingError'})",
-                "it is truncated, corrupt or not a torch checkpoint: download it again or fix the path",
-            ) from None
-        raise UnsafeCheckpointError(
-            f"torchsisr checkpoint {path}: refused: it needs the Python global(s) {names} to be unpickled. "
-            "sisrlib reads checkpoints with "
-            "torch.load(weights_only=True) and refuses to unpickle foreign objects, because unpickling them "
-            "can run arbitrary code; torchsisr's checkpoints hold only tensors and plain values, so this "
-            "file is not one or it was modified. Use the file as torchsisr's training wrote it"
-        ) from None
-    except Exception as exc:  # zip/EOF/storage errors of a truncated, corrupt or foreign file
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        raise _refuse(
-            path,
-            f"cannot be read ({type(exc).__name__}: {detail})",
-            "it is truncated, corrupt or not a torch checkpoint: download it again or fix the path",
-        ) from exc
-    if not isinstance(ckpt, dict):
-        raise _refuse(
-            path,
-            f"expected a dictionary (a Lightning checkpoint with a state_dict), found {type(ckpt).__name__}",
-            "it is not a torchsisr training checkpoint",
-        )
-    return ckpt
+    return load_weights_only(
+        path,
+        "cpu",
+        what="torchsisr checkpoint",
+        unreadable_fix="download it again or fix the path",
+        unsafe_fix=(
+            "torchsisr's checkpoints hold only tensors and plain values, so this file is not one or it was "
+            "modified. Use the file as torchsisr's training wrote it"
+        ),
+        expected="a Lightning checkpoint with a state_dict",
+    )
 
 
 def _check_finite(state: Mapping[str, torch.Tensor], path: Path, prefix: str) -> None:

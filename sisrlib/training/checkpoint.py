@@ -4,20 +4,17 @@ A checkpoint (``<output_dir>/checkpoints/{best,last}.ckpt``) holds the run's par
 ``hyper_parameters`` and the weights under ``generator.``, ``registration.`` and ``discriminator.``.
 
 Checkpoints are shared between labs, and unpickling a foreign object can run arbitrary code. Every read goes
-through :func:`load_checkpoint_file`, ``torch.load(weights_only=True)``: tensors, numbers, strings, lists,
-tuples and dicts only, plus the globals of :data:`SAFE_GLOBALS`. A file that needs anything else is refused
-with :class:`~sisrlib.errors.UnsafeCheckpointError` naming the file and the global(s), and nothing in it is
-run. The content is then checked (:func:`read_checkpoint`): the keys and types this module needs, weights
-that fit the network built from the stored params, and finite weights.
+through :func:`load_checkpoint_file` (:func:`sisrlib.safe_load.load_weights_only`,
+``torch.load(weights_only=True)``): tensors, numbers, strings, lists, tuples and dicts only, plus the globals
+of :data:`sisrlib.safe_load.SAFE_GLOBALS`. A file that needs anything else is refused with
+:class:`~sisrlib.errors.UnsafeCheckpointError` naming the file and the global(s), and nothing in it is run.
+The content is then checked (:func:`read_checkpoint`): the keys and types this module needs, weights that fit
+the network built from the stored params, and finite weights.
 """
 
 from __future__ import annotations
 
 import math
-import pickle
-import re
-import warnings
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,22 +28,11 @@ from sisrlib.errors import CheckpointError, SisrError, UnsafeCheckpointError
 from sisrlib.models.base import SRModel
 from sisrlib.params import ParamsError
 from sisrlib.registration.network import FlowEstimator, freeze
+from sisrlib.safe_load import load_weights_only
 from sisrlib.training.params import ExperimentParams, RegistrationParams, experiment_from_mapping
-
-#: Python globals that our checkpoints need beyond what ``torch.load(weights_only=True)`` accepts by default.
-#: None: the run params are stored as a plain mapping (``ExperimentParams.to_mapping()``), the band names as
-#: lists of strings, and what Lightning adds (``loops``, ``callbacks`` — the ``ModelCheckpoint`` state —,
-#: ``optimizer_states`` of Adam, ``lr_schedulers`` of the cosine schedule, the AMP grad-scaler state) holds
-#: only tensors, numbers, strings, ``None``, lists, tuples and (ordered) dicts.
-#: ``tests/test_checkpoint_safety.py`` checks that a real training checkpoint needs nothing more. A global
-#: added here must also be allowed around the ``trainer.fit``/``trainer.test`` loads of
-#: :mod:`sisrlib.training.fit` (``torch.serialization.safe_globals``).
-SAFE_GLOBALS: tuple[Any, ...] = ()
 
 #: The ``hyper_parameters`` keys a sisrlib checkpoint holds (``lr_bands`` may be empty).
 HYPER_PARAMETER_KEYS: tuple[str, ...] = ("params", "input_bands", "target_bands", "factor", "lr_bands")
-
-_GLOBAL_IN_MESSAGE = re.compile(r"GLOBAL ([A-Za-z_][\w.]*)")
 
 
 @dataclass
@@ -65,70 +51,27 @@ class LoadedGenerator:
 
 
 # ------------------------------------------------------------------------------------------------ safe load
-def _unsafe_globals(path: Path, exc: BaseException) -> list[str]:
-    """The globals a refused file asks for: every one listed by torch for a zip checkpoint, else the one the
-    weights-only unpickler stopped at (from its message); empty when the file has no global at all."""
-    names: list[str] = []
-    if zipfile.is_zipfile(path):
-        try:
-            names = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-        except Exception:  # a damaged archive: fall back on the message
-            names = []
-    if not names:
-        names = sorted(set(_GLOBAL_IN_MESSAGE.findall(str(exc))))
-    return names
-
-
-def _refusal(path: Path, exc: BaseException) -> UnsafeCheckpointError:
-    names = _unsafe_globals(path, exc)
-    needs = (
-        f"it needs the Python global(s) {names} to be unpickled"
-        if names
-        else "it holds pickled data that is not a tensor, number, string, list, tuple or dict"
-    )
-    return UnsafeCheckpointError(
-        f"checkpoint {path}: refused: {needs}. sisrlib reads checkpoints with torch.load(weights_only=True) "
-        "and refuses to unpickle foreign objects, because unpickling them can run arbitrary code; a "
-        "checkpoint written by sisrlib's training never holds any. Use a checkpoint from sisr train / sisr "
-        "pretrain-registration, or, only if you trust its author, re-save its content as plain tensors, "
-        "numbers, strings, lists and dicts"
-    )
-
-
 def load_checkpoint_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The top-level dictionary of a checkpoint file, read with ``torch.load(weights_only=True)``.
+    """The top-level dictionary of a checkpoint file, read with ``torch.load(weights_only=True)``
+    (:func:`sisrlib.safe_load.load_weights_only`).
 
     Raises ``FileNotFoundError`` for a missing file, :class:`UnsafeCheckpointError` for a file that needs
     Python objects beyond tensors and plain values (nothing in it is run), and :class:`CheckpointError` for
     an unreadable file or one whose content is not a dictionary. The content is not checked further (see
     :func:`read_checkpoint`).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(
-            f"checkpoint {p} does not exist; train the run first (sisr train / sisr pretrain-registration) "
-            "or fix the path"
-        )
-    try:
-        with warnings.catch_warnings():
-            # the weights-only unpickler warns about the pickle protocol of files not written by torch.save
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-            with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
-                ckpt = torch.load(p, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise _refusal(p, exc) from None
-    except Exception as exc:  # zip/EOF/storage errors of a truncated, corrupt or foreign file
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        raise CheckpointError(
-            f"checkpoint {p} cannot be read ({type(exc).__name__}: {detail}); "
-            "it is truncated, corrupt or not a torch checkpoint: train the run again or fix the path"
-        ) from exc
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(
-            f"checkpoint {p}: expected a dictionary (a Lightning checkpoint with state_dict and "
-            f"hyper_parameters), found {type(ckpt).__name__}; it is not a sisrlib training checkpoint"
-        )
-    return ckpt
+    return load_weights_only(
+        path,
+        map_location,
+        missing_fix="train the run first (sisr train / sisr pretrain-registration) or fix the path",
+        unreadable_fix="train the run again or fix the path",
+        unsafe_fix=(
+            "a checkpoint written by sisrlib's training never holds any. Use a checkpoint from sisr train / "
+            "sisr pretrain-registration, or, only if you trust its author, re-save its content as plain "
+            "tensors, numbers, strings, lists and dicts"
+        ),
+        expected="a Lightning checkpoint with state_dict and hyper_parameters",
+    )
 
 
 def checkpoint_global_step(path: str | Path) -> int:
