@@ -132,9 +132,11 @@ async def _execute(lab: Lab, kernel_id: str, code: str) -> tuple[str, str]:
         },
     }
     await conn.write_message(json.dumps(message))
-    stdout, status = "", ""
+    # The reply (shell channel) and the printed text (iopub) travel on different channels and may arrive in
+    # either order: the request is complete when both the reply and the kernel's iopub "idle" have arrived.
+    stdout, status, idle = "", "", False
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (status and idle):
         raw = await asyncio.wait_for(conn.read_message(), timeout=90)
         if raw is None:
             break
@@ -143,9 +145,10 @@ async def _execute(lab: Lab, kernel_id: str, code: str) -> tuple[str, str]:
             continue
         if reply["msg_type"] == "stream":
             stdout += reply["content"]["text"]
-        if reply["msg_type"] == "execute_reply":
+        elif reply["msg_type"] == "execute_reply":
             status = reply["content"]["status"]
-            break
+        elif reply["msg_type"] == "status" and reply["content"].get("execution_state") == "idle":
+            idle = True
     conn.close()
     return status, stdout
 
