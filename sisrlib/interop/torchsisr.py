@@ -309,36 +309,50 @@ def _need(state: Mapping[str, torch.Tensor], key: str, path: Path, prefix: str) 
     return state[key]
 
 
-def _load_mapped(
-    net: nn.Module,
-    mapped: dict[str, torch.Tensor],
-    used: set[str],
-    src: Mapping[str, torch.Tensor],
-    path: Path,
-    prefix: str,
-) -> None:
-    """Load ``mapped`` (our key → tensor) into ``net`` strictly; every source key must have been used."""
-    expected = net.state_dict()
-    missing = [k for k in expected if k not in mapped]
-    shapes = [
-        f"{k}: checkpoint {list(mapped[k].shape)}, network {list(v.shape)}"
-        for k, v in expected.items()
-        if k in mapped and mapped[k].shape != v.shape
-    ]
-    unused = [prefix + k for k in src if k not in used]
-    if missing or shapes or unused:
-        parts = [
-            f"{len(items)} {label} ({'; '.join(items[:3])}{' ...' if len(items) > 3 else ''})"
-            for label, items in (("unfilled", missing), ("shape mismatch", shapes), ("unexpected", unused))
-            if items
+class _WeightMap:
+    """Our state-dict keys filled from a torchsisr state (keys without ``prefix``), keeping track of which
+    source keys were used, so that loading can refuse both unfilled weights and unexpected source keys."""
+
+    def __init__(self, src: Mapping[str, torch.Tensor], path: Path, prefix: str) -> None:
+        self.src, self.path, self.prefix = src, path, prefix
+        self.mapped: dict[str, torch.Tensor] = {}
+        self.used: set[str] = set()
+
+    def take(self, ours: str, theirs: str) -> None:
+        """Our ``ours.weight``/``.bias`` from their ``theirs.weight``/``.bias`` (refused when absent)."""
+        for suffix in ("weight", "bias"):
+            key = f"{theirs}.{suffix}"
+            self.mapped[f"{ours}.{suffix}"] = _need(self.src, key, self.path, self.prefix)
+            self.used.add(key)
+
+    def skip(self, theirs: str) -> None:
+        """A source key deliberately not mapped (e.g. a constant residual scale)."""
+        self.used.add(theirs)
+
+    def load_into(self, net: nn.Module) -> None:
+        """Load the mapped tensors into ``net`` strictly; every source key must have been used."""
+        expected = net.state_dict()
+        missing = [k for k in expected if k not in self.mapped]
+        shapes = [
+            f"{k}: checkpoint {list(self.mapped[k].shape)}, network {list(v.shape)}"
+            for k, v in expected.items()
+            if k in self.mapped and self.mapped[k].shape != v.shape
         ]
-        raise _refuse(
-            path,
-            f"the {prefix}* weights do not map onto the network inferred from their shapes: "
-            f"{', '.join(parts)}",
-            "the file was edited or comes from another version of torchsisr",
-        )
-    net.load_state_dict({k: v.to(torch.float32) for k, v in mapped.items()})
+        unused = [self.prefix + k for k in self.src if k not in self.used]
+        if missing or shapes or unused:
+            found = (("unfilled", missing), ("shape mismatch", shapes), ("unexpected", unused))
+            parts = [
+                f"{len(items)} {label} ({'; '.join(items[:3])}{' ...' if len(items) > 3 else ''})"
+                for label, items in found
+                if items
+            ]
+            raise _refuse(
+                self.path,
+                f"the {self.prefix}* weights do not map onto the network inferred from their shapes: "
+                f"{', '.join(parts)}",
+                "the file was edited or comes from another version of torchsisr",
+            )
+        net.load_state_dict({k: v.to(torch.float32) for k, v in self.mapped.items()})
 
 
 # ------------------------------------------------------------------------------------------------ ESRGAN
@@ -401,20 +415,14 @@ def _esrgan(
         growth_channels=growth,
         residual_scaling=scaling,
     )
-    mapped: dict[str, torch.Tensor] = {}
-    used: set[str] = set()
-
-    def take(ours: str, theirs: str) -> None:
-        for suffix in ("weight", "bias"):
-            key = f"{theirs}.{suffix}"
-            mapped[f"{ours}.{suffix}"] = _need(src, key, path, GENERATOR_PREFIX)
-            used.add(key)
+    weights = _WeightMap(src, path, GENERATOR_PREFIX)
+    take = weights.take
 
     take("first_conv", "encoder.blocks.0")
     for i in range(n):
-        used.add(f"encoder.blocks.{i + 1}.scale")
+        weights.skip(f"encoder.blocks.{i + 1}.scale")
         for j in range(3):
-            used.add(f"encoder.blocks.{i + 1}.module.block_{j}.scale")
+            weights.skip(f"encoder.blocks.{i + 1}.module.block_{j}.scale")
             for k in range(5):
                 take(
                     f"trunk.{i}.blocks.{j}.convs.{k}",
@@ -425,7 +433,7 @@ def _esrgan(
         take(f"upsampling.{u}.conv", f"decoder.blocks.upsampling_{u}.block.0")
     take("hr_conv", "decoder.blocks.conv.0")
     take("last_conv", "decoder.blocks.conv.2")
-    _load_mapped(net, mapped, used, src, path, GENERATOR_PREFIX)
+    weights.load_into(net)
     return net, chosen
 
 
@@ -501,14 +509,8 @@ def _carn(
         n_eres=n_eres,
         kernel_size=kernel,
     )
-    mapped: dict[str, torch.Tensor] = {}
-    used: set[str] = set()
-
-    def take(ours: str, theirs: str) -> None:
-        for suffix in ("weight", "bias"):
-            key = f"{theirs}.{suffix}"
-            mapped[f"{ours}.{suffix}"] = _need(src, key, path, GENERATOR_PREFIX)
-            used.add(key)
+    weights = _WeightMap(src, path, GENERATOR_PREFIX)
+    take = weights.take
 
     take("input_conv", "input_conv")
     for c in range(n_casc):
@@ -527,7 +529,7 @@ def _carn(
         take(f"pointwise.{c}", f"residual_1d_conv.{c}")
     take("output_conv1", "output_conv1")
     take("output_conv2", "output_conv2")
-    _load_mapped(net, mapped, used, src, path, GENERATOR_PREFIX)
+    weights.load_into(net)
     return net, chosen
 
 
@@ -883,14 +885,8 @@ def import_registration(
         features=features,
         input_normalisation="reference_rows",
     )
-    mapped: dict[str, torch.Tensor] = {}
-    used: set[str] = set()
-
-    def take(ours: str, theirs: str) -> None:
-        for suffix in ("weight", "bias"):
-            key = f"{theirs}.{suffix}"
-            mapped[f"{ours}.{suffix}"] = _need(src, key, p, REGISTRATION_PREFIX)
-            used.add(key)
+    weights = _WeightMap(src, p, REGISTRATION_PREFIX)
+    take = weights.take
 
     for i in range(depth):
         take(f"unet.down.{i}.conv1", f"unet.down_convs.{i}.conv1")
@@ -902,7 +898,7 @@ def import_registration(
     take("unet.head", "unet.conv_final")
     take("head", "final_conv")
     _check_finite(src, p, REGISTRATION_PREFIX)
-    _load_mapped(net, mapped, used, src, p, REGISTRATION_PREFIX)
+    weights.load_into(net)
     frozen = freeze(net)
     assert isinstance(frozen, FlowEstimator)
     for item, where in prov.items():
