@@ -14,10 +14,12 @@ ENV_STAMP := $(VENV)/.sisr-env-installed
 KERNEL := sisr
 BUILD := build/$(PROFILE)
 # Notebook stages, run in this order; every notebook of a stage waits for all notebooks of the stages before it.
-STAGES := 01 02 03 04 05 06 07
-PAPERMILL := $(VENV)/bin/papermill --kernel $(KERNEL) --cwd $(CURDIR) --no-progress-bar --log-level WARNING
+STAGES := 01 02 03 04 05 06 07 08 09
+# Each notebook computes on one thread (runs set theirs in params): JOBS notebooks share the cores without
+# oversubscribing them, and the numbers are the same whatever JOBS is.
+PAPERMILL := OMP_NUM_THREADS=1 $(VENV)/bin/papermill --kernel $(KERNEL) --cwd $(CURDIR) --no-progress-bar --log-level WARNING
 
-.PHONY: help env test test-unit test-notebooks lint paper check-params lab clean clean-paper
+.PHONY: help env test test-unit test-notebooks lint paper paper-notebooks check-params lab clean clean-paper
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -37,35 +39,50 @@ test: env ## unit tests, nbval tutorials, smoke-profile notebooks and the Jupyte
 	$(PY) -m pytest tests notebooks/tutorials --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 lint: env ## ruff and mypy
-	$(VENV)/bin/ruff check sisrlib tests benchmarks tools
-	$(VENV)/bin/ruff format --check sisrlib tests benchmarks tools
+	$(VENV)/bin/ruff check sisrlib tests benchmarks notebooks
+	$(VENV)/bin/ruff format --check sisrlib tests benchmarks
 	$(VENV)/bin/mypy
 
+# Kernels start in the project root (MappingKernelManager.root_dir), where `make paper` runs the notebooks too, so
+# the relative paths of the params files (build/, data/, figures/) mean the same in both.
 lab: env ## JupyterLab on the notebooks with the project kernel
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MappingKernelManager.root_dir=$(CURDIR) \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # ---- the paper: papermill-executed notebooks as file targets -------------------------------------------------
 # params/<profile>/NN_<run>.yaml  ->  build/<profile>/NN_<run>.ipynb, executed from notebooks/NN_*.ipynb.
+# params/<profile>/base/NN_*.yaml are the bases those files extend (`extends:`), never runs themselves; a base
+# of stage NN is extended by files of stage NN or later, so editing it reruns stage NN and what follows.
 notebook_of = $(firstword $(wildcard notebooks/$(1)_*.ipynb))
 stage_params = $(sort $(wildcard params/$(PROFILE)/$(1)_*.yaml))
+stage_bases = $(wildcard params/$(PROFILE)/base/$(1)_*.yaml)
 stage_outputs = $(patsubst params/$(PROFILE)/%.yaml,$(BUILD)/%.ipynb,$(call stage_params,$(1)))
 ALL_OUTPUTS := $(foreach s,$(STAGES),$(call stage_outputs,$(s)))
 
-paper: env $(BUILD)/.params-checked $(ALL_OUTPUTS) ## execute every notebook of PROFILE (default quick) into build/PROFILE
+# The notebooks of one stage are independent: `make paper` runs JOBS of them at once (default 2, one per core of the
+# 2-core machine the quick profile is sized for: on 2 cores a quick run trains about as fast on one thread as on
+# two). JOBS=1 runs them one by one; the numbers do not depend on JOBS.
+JOBS ?= 2
+
+paper: env ## execute every notebook of PROFILE (default quick) into build/PROFILE, JOBS at a time (default 2)
+	@$(MAKE) --no-print-directory --output-sync=target -j$(JOBS) paper-notebooks
+
+paper-notebooks: $(BUILD)/.params-checked $(ALL_OUTPUTS)
 	@echo "make paper: profile $(PROFILE) complete; executed notebooks in $(BUILD)/, figures in figures/$(PROFILE)/"
 
 check-params: env ## validate every params file of PROFILE (schema, and the datasets of the paper profile)
 	$(PY) -m sisrlib.pipeline check params/$(PROFILE)
 
-$(BUILD)/.params-checked: $(wildcard params/$(PROFILE)/*.yaml) | $(ENV_STAMP)
+$(BUILD)/.params-checked: $(wildcard params/$(PROFILE)/*.yaml params/$(PROFILE)/base/*.yaml) | $(ENV_STAMP)
 	@mkdir -p $(BUILD)
 	$(PY) -m sisrlib.pipeline check params/$(PROFILE)
 	@touch $@
 
-# One rule per stage: each output depends on its notebook, its params file, and every output of earlier stages;
-# the params check only has to have passed (order-only), so editing one params file reruns what depends on it.
+# One rule per stage: each output depends on its notebook, its params file, the bases of its stage, and every output
+# of earlier stages; the params check only has to have passed (order-only), so editing one params file reruns what
+# depends on it.
 define stage_rule
-$(call stage_outputs,$(1)): $(BUILD)/%.ipynb: params/$(PROFILE)/%.yaml $(call notebook_of,$(1)) $(foreach p,$(2),$(call stage_outputs,$(p))) | $(BUILD)/.params-checked
+$(call stage_outputs,$(1)): $(BUILD)/%.ipynb: params/$(PROFILE)/%.yaml $(call notebook_of,$(1)) $(call stage_bases,$(1)) $(foreach p,$(2),$(call stage_outputs,$(p))) | $(BUILD)/.params-checked
 	@echo "papermill: $(call notebook_of,$(1)) with $$< -> $$@"
 	@rm -f $$@.failed.ipynb
 	@if $(PAPERMILL) -p params_file $$< $(call notebook_of,$(1)) $$@.running.ipynb; then \

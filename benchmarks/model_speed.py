@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from sisrlib.models import build_generator
+from sisrlib.models.registry import build_generator
 from sisrlib.models.summary import PAPER_GENERATORS, parameter_count
 
 

@@ -25,9 +25,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from sisrlib.data.batch import Batch
 from sisrlib.degradation import simulate_lr, upsample
-from sisrlib.registration.flow import simulate_flow, warp
+from sisrlib.flow import simulate_flow, warp
+from sisrlib.run_params import ExperimentParams, load_experiment
 from sisrlib.training.fit import fit
-from sisrlib.training.params import ExperimentParams, load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 BANDS = {2.0: ("B2", "B3", "B4", "B8"), 4.0: ("B5", "B6", "B7", "B8A")}

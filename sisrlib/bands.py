@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
+if TYPE_CHECKING:  # no torch at run time: `sisr infer` on an ONNX model runs without it
+    import torch
 
 #: All Sentinel-2 bands handled by the library, in the order used by the EVOLAND model.
 ALL_BANDS: tuple[str, ...] = ("B2", "B3", "B4", "B8", "B5", "B6", "B7", "B8A", "B11", "B12")
@@ -52,7 +53,7 @@ class BandGroup:
     resolution_m: float
 
 
-#: The Sen2Venµs v2 ``index.csv`` columns (spec §2.1).
+#: The Sen2Venµs v2 ``index.csv`` columns (as torchsisr reads them).
 SEN2VENUS_GROUPS: dict[str, BandGroup] = {
     "b2b3b4b8_10m": BandGroup("b2b3b4b8_10m", BANDS_10M, 10.0),
     "b5b6b7b8a_20m": BandGroup("b5b6b7b8a_20m", BANDS_20M, 20.0),
@@ -113,8 +114,8 @@ class Standardisation:
 
     def tensors(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and std as ``[1, C, 1, 1]`` tensors on the device and dtype of ``like``."""
-        mean = torch.tensor(self.mean, device=like.device, dtype=like.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=like.device, dtype=like.dtype).view(1, -1, 1, 1)
+        mean = like.new_tensor(self.mean).view(1, -1, 1, 1)
+        std = like.new_tensor(self.std).view(1, -1, 1, 1)
         return mean, std
 
     def standardise(self, reflectance: torch.Tensor) -> torch.Tensor:
@@ -131,7 +132,7 @@ class Standardisation:
 _EVOLAND_MEAN = (0.0478, 0.0765, 0.0893, 0.2622, 0.1253, 0.2182, 0.2524, 0.2815, 0.2472, 0.1665)
 _EVOLAND_STD = (0.0289, 0.0400, 0.0679, 0.0811, 0.0615, 0.0645, 0.0772, 0.0820, 0.1196, 0.1160)
 
-#: Standardisation statistics of the reference (spec §2.4), reflectance units.
+#: Standardisation statistics of the reference (torchsisr's), reflectance units.
 STANDARDISATION: dict[str, Standardisation] = {
     "evoland": Standardisation(ALL_BANDS, _EVOLAND_MEAN, _EVOLAND_STD),
     "sen2venusx2": Standardisation(BANDS_10M, _EVOLAND_MEAN[:4], _EVOLAND_STD[:4]),

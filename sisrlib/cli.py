@@ -23,17 +23,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "pretrain-registration": ("pretrain_registration", "pre-train the optical-flow registration network"),
     "train": ("train", "train a super-resolution model from a params file"),
-    "evaluate": ("evaluate", "evaluate a checkpoint on a test split (metrics, FFT profiles, mosaics)"),
+    "evaluate": ("evaluate", "evaluate a model (checkpoint, EVOLAND ONNX or torchsisr) on a test split"),
     "benchmark-metrics": ("benchmark_metrics", "metrics-sensitivity benchmark over simulated distortions"),
     "export": ("export", "export a generator to ONNX for the EVOLAND sentinel2_superresolution tool"),
     "infer": ("infer", "super-resolve a GeoTIFF or a Sentinel-2 product, tile by tile"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand; with ``only``, the arguments (and module) of that subcommand alone:
+    the others are listed with their help but not imported (``sisr infer`` on an ONNX model then starts
+    without torch, which the training and evaluation modules import)."""
     parser = argparse.ArgumentParser(prog="sisr", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text, description=help_text)
+            continue
         try:
             module = importlib.import_module(f"sisrlib.commands.{module_name}")
         except ModuleNotFoundError as exc:
@@ -46,8 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (its first argument not starting with ``-``), if it is one."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_name(argv))
     args = parser.parse_args(argv)
     try:
         return int(args._run(args))

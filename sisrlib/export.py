@@ -24,44 +24,62 @@ and renamed once verified, so a failed export leaves nothing behind.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import math
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import yaml
-from torch import nn
 
-from sisrlib.bands import (
-    BAND_RESOLUTION_M,
-    BANDS_10M,
-    DN_PER_REFLECTANCE,
-    Standardisation,
-    validate_bands,
-)
-from sisrlib.bands import standardisation as named_standardisation
-from sisrlib.errors import MissingDependencyError, SisrError
+from sisrlib.atomic import atomic_output
+from sisrlib.bands import Standardisation, validate_bands
+from sisrlib.errors import SisrError
 from sisrlib.models.base import SRModel
+from sisrlib.models.dn_model import DNModel
+from sisrlib.predictors.checkpoints import dn_model_from_any_checkpoint, dn_model_from_checkpoint
+from sisrlib.predictors.contract import (
+    ONNX_INPUT_NAME,
+    ONNX_OUTPUT_NAME,
+    SIDECAR_KEYS,
+    aligned_margin,
+    margin_step,
+    sidecar_mapping,
+    source_resolution_m,
+)
+from sisrlib.predictors.onnx import onnx_runtime_session
 
-#: Name of the graph input required by the EVOLAND tool.
-ONNX_INPUT_NAME = "input"
-#: Name of the graph output (the tool takes the first output whatever its name).
-ONNX_OUTPUT_NAME = "output"
+__all__ = [
+    "DEFAULT_OPSET",
+    "DEFAULT_TOLERANCE_DN",
+    "ONNX_INPUT_NAME",
+    "ONNX_OUTPUT_NAME",
+    "SIDECAR_KEYS",
+    "DNModel",
+    "ExportError",
+    "ExportParams",
+    "ExportedPair",
+    "aligned_margin",
+    "check_export_output",
+    "check_graph",
+    "dn_model_from_checkpoint",
+    "export_checkpoint",
+    "export_dn_model",
+    "export_generator",
+    "margin_step",
+    "onnx_runtime_session",
+    "sidecar_mapping",
+    "source_resolution_m",
+    "verify_parity",
+]
+
 #: Default ONNX opset (the reference exported with torch 2.5.1's default, 17).
 DEFAULT_OPSET = 17
 #: Largest ONNX Runtime / torch disagreement accepted by an export, in DN.
 DEFAULT_TOLERANCE_DN = 0.5
-#: The exact keys of the sidecar yaml.
-SIDECAR_KEYS: tuple[str, ...] = ("bands", "factor", "margin", "model")
 
 
 @dataclass(frozen=True)
@@ -92,92 +110,6 @@ class ExportError(SisrError):
     """The export could not be produced or did not pass its verification."""
 
 
-class DNModel(nn.Module):
-    """A generator wrapped with its normalisation: ``[B, C, h, w]`` DN → ``[B, C, h·f, w·f]`` DN.
-
-    DN → reflectance (÷10000) → standardised with ``input_standardisation`` → ``model`` → un-standardised with
-    ``output_standardisation`` → DN (×10000). Float32 in, float32 out; no clipping, no rounding.
-    """
-
-    in_mean: torch.Tensor
-    in_std: torch.Tensor
-    out_mean: torch.Tensor
-    out_std: torch.Tensor
-
-    def __init__(
-        self,
-        model: SRModel,
-        input_standardisation: Standardisation,
-        output_standardisation: Standardisation | None = None,
-    ) -> None:
-        super().__init__()
-        out_std = output_standardisation if output_standardisation is not None else input_standardisation
-        if len(input_standardisation.bands) != model.in_bands:
-            raise ValueError(
-                f"the model takes {model.in_bands} input bands but the standardisation has "
-                f"{len(input_standardisation.bands)} ({list(input_standardisation.bands)})"
-            )
-        if len(out_std.bands) != model.out_bands:
-            raise ValueError(
-                f"the model returns {model.out_bands} bands but the output standardisation has "
-                f"{len(out_std.bands)} ({list(out_std.bands)})"
-            )
-        self.model = model
-        self.bands: tuple[str, ...] = tuple(input_standardisation.bands)
-        self.out_bands: tuple[str, ...] = tuple(out_std.bands)
-        self.register_buffer(
-            "in_mean", torch.tensor(input_standardisation.mean, dtype=torch.float32).view(1, -1, 1, 1)
-        )
-        self.register_buffer(
-            "in_std", torch.tensor(input_standardisation.std, dtype=torch.float32).view(1, -1, 1, 1)
-        )
-        self.register_buffer("out_mean", torch.tensor(out_std.mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("out_std", torch.tensor(out_std.std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    @property
-    def factor(self) -> float:
-        return float(self.model.factor)
-
-    @property
-    def margin(self) -> int:
-        return int(self.model.margin)
-
-    def forward(self, dn: torch.Tensor) -> torch.Tensor:
-        """``[B, C, h, w]`` DN → ``[B, C, h·f, w·f]`` DN."""
-        standardised = (dn / DN_PER_REFLECTANCE - self.in_mean) / self.in_std
-        prediction = self.model(standardised)
-        return (prediction * self.out_std + self.out_mean) * DN_PER_REFLECTANCE
-
-
-def source_resolution_m(bands: Sequence[str]) -> float:
-    """The grid (m) the EVOLAND tool feeds a model on: 10 m if any of B2/B3/B4/B8 is among ``bands``, else
-    20 m; every band is read on it."""
-    return 10.0 if any(b in BANDS_10M for b in bands) else 20.0
-
-
-def margin_step(factor: float, bands: Sequence[str]) -> int:
-    """The smallest margin step (output px) whose multiples span whole pixels of every band's native grid.
-
-    A margin ``m`` (output px of ``source / factor`` metres) covers ``m · source / factor / native`` pixels of
-    a band of ``native`` metres: whole for every band when ``m`` is a multiple of the numerator of each
-    ``factor · native / source``. ×2 on 10 m bands: 2; ×4 on 20 m bands: 4; ×2 on 10 m + 20 m bands: 4.
-    """
-    source = Fraction(source_resolution_m(bands))
-    scale = Fraction(factor).limit_denominator(1000)
-    step = 1
-    for band in dict.fromkeys(bands):
-        step = math.lcm(step, (scale * Fraction(BAND_RESOLUTION_M[band]) / source).numerator)
-    return step
-
-
-def aligned_margin(margin: int, factor: float, bands: Sequence[str]) -> int:
-    """``margin`` (output px) rounded up to a multiple of :func:`margin_step`: e.g. 30 → 32 at ×4 on 20 m
-    bands (7.5 → 8 px of 20 m), 41 → 44 at ×2 on 10 m + 20 m bands (11 px of 20 m), 66 unchanged at ×2 on
-    10 m bands."""
-    step = margin_step(factor, bands)
-    return -(-max(int(margin), 0) // step) * step
-
-
 @dataclass(frozen=True)
 class ExportedPair:
     """The files of one export and what its verification measured."""
@@ -193,16 +125,6 @@ class ExportedPair:
     max_abs_diff_dn: float
     #: The network's own margin (output px), before rounding; None when not recorded.
     model_margin: int | None = None
-
-
-def sidecar_mapping(bands: Sequence[str], factor: float, margin: int, onnx_name: str) -> dict[str, Any]:
-    """The sidecar yaml content: exactly ``bands``, ``factor`` (float), ``margin`` (int), ``model``."""
-    return {
-        "bands": [str(b) for b in bands],
-        "factor": float(factor),
-        "margin": int(margin),
-        "model": onnx_name,
-    }
 
 
 def _random_dn_tile(channels: int, height: int, width: int, batch: int, seed: int) -> torch.Tensor:
@@ -264,32 +186,6 @@ def check_graph(path: Path, channels: int) -> None:
             raise ExportError(f"{path}: {value.name} is not float32")
 
 
-def onnx_runtime_session(path: Path, threads: int = 1, use_cuda: bool = False) -> Any:
-    """An ONNX Runtime session configured like the EVOLAND tool (threads, deterministic compute, "
-    "providers)."""
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:  # pragma: no cover - onnxruntime is a dependency
-        raise MissingDependencyError("onnxruntime is required: pip install onnxruntime") from exc
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = threads
-    options.use_deterministic_compute = True
-    options.log_severity_level = 3
-    providers = ["CPUExecutionProvider"]
-    if use_cuda:
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise MissingDependencyError(
-                "--device cuda: this onnxruntime build has no CUDAExecutionProvider (available: "
-                f"{ort.get_available_providers()}); install onnxruntime-gpu or use --device cpu"
-            )
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own exception classes
-        raise SisrError(f"cannot load the ONNX model {path}: {exc}") from exc
-
-
 def verify_parity(
     onnx_path: Path,
     wrapper: DNModel,
@@ -319,19 +215,6 @@ def verify_parity(
         )
     diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
     return float(np.nan_to_num(diff, nan=np.inf).max())
-
-
-def set_default_permissions(path: Path) -> None:
-    """Give a mkstemp file (0600) the permissions of an ordinary new file (0666 & ~umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def _temp_path(directory: Path, stem: str, suffix: str) -> Path:
-    fd, name = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=f"{suffix}.tmp")
-    os.close(fd)
-    return Path(name)
 
 
 def export_generator(
@@ -399,19 +282,18 @@ def export_dn_model(
     cpu_wrapper = copy.deepcopy(wrapper).to(device="cpu", dtype=torch.float32).eval()
     yaml_path = onnx_path.with_suffix(".yaml")
 
-    tmp_onnx = _temp_path(onnx_path.parent, onnx_path.stem, ".onnx")
-    tmp_yaml = _temp_path(onnx_path.parent, onnx_path.stem, ".yaml")
-    renamed: list[Path] = []
-    try:
+    # Both files are written under temporary names and renamed once the graph is verified (the sidecar
+    # first, then the graph); a failure leaves the previous pair, if any, untouched.
+    with atomic_output(yaml_path) as tmp_yaml, atomic_output(onnx_path) as tmp_onnx:
         dummy = _random_dn_tile(len(bands), 32, 32, 1, seed)
         try:
-            _export_graph(cpu_wrapper, tmp_onnx, opset, dummy)
+            _export_graph(cpu_wrapper, Path(tmp_onnx), opset, dummy)
         except Exception as exc:
             raise ExportError(
                 f"torch.onnx.export failed for {type(wrapper.model).__name__} at opset {opset}: {exc}"
             ) from exc
-        check_graph(tmp_onnx, len(bands))
-        max_diff = verify_parity(tmp_onnx, cpu_wrapper, seed=seed + 1)
+        check_graph(Path(tmp_onnx), len(bands))
+        max_diff = verify_parity(Path(tmp_onnx), cpu_wrapper, seed=seed + 1)
         if not max_diff <= tolerance_dn:
             raise ExportError(
                 f"{onnx_path}: ONNX Runtime and torch disagree by {max_diff:.4g} DN on a random DN tile "
@@ -419,17 +301,6 @@ def export_dn_model(
             )
         with open(tmp_yaml, "w", encoding="utf-8") as stream:
             yaml.safe_dump(sidecar_mapping(bands, factor, margin, onnx_path.name), stream, sort_keys=True)
-        set_default_permissions(tmp_onnx)
-        set_default_permissions(tmp_yaml)
-        os.replace(tmp_onnx, onnx_path)
-        renamed.append(onnx_path)
-        os.replace(tmp_yaml, yaml_path)
-        renamed.append(yaml_path)
-    except BaseException:
-        for leftover in (tmp_onnx, tmp_yaml, *renamed):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
-        raise
     return ExportedPair(onnx_path, yaml_path, bands, factor, margin, opset, max_diff, wrapper.margin)
 
 
@@ -465,40 +336,6 @@ def check_export_output(
     return onnx_path
 
 
-def dn_model_from_checkpoint(checkpoint: str | os.PathLike[str]) -> DNModel:
-    """The exportable generator of a training checkpoint, wrapped with its normalisation (CPU, eval).
-
-    For a joint 10 m + 20 m model only its SISR network is kept (as the reference's export does): it takes the
-    10 m bands followed by the 20 m bands, all on the 10 m grid (the caller up-samples the 20 m bands).
-    Predictions are un-standardised with the target's statistics (the reference matches one table by band name
-    for inputs and targets, so both give the same numbers there).
-    """
-    from sisrlib.models.joint import JointSuperResolution
-
-    checkpoint = Path(checkpoint)
-    if checkpoint.is_dir():
-        raise ValueError(f"checkpoint {checkpoint} is a folder; pass its checkpoints/best.ckpt file")
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-    loaded = load_checkpoint_generator(checkpoint)
-    model: SRModel = loaded.model
-    bands = tuple(loaded.input_bands)
-    stats_name = loaded.params.training.standardisation
-    if isinstance(model, JointSuperResolution):
-        if model.lr_to_hr is not None:
-            bands = bands + tuple(loaded.lr_bands)
-        model = model.sisr
-    target_bands = tuple(loaded.target_bands)
-    if target_bands != bands:
-        raise ExportError(
-            f"{checkpoint}: the generator maps bands {list(bands)} to {list(target_bands)}; the EVOLAND "
-            "contract "
-            "needs a model that returns the bands it takes, in the same order"
-        )
-    stats = named_standardisation(stats_name)
-    return DNModel(model, stats.select(bands), loaded.target_standardisation.select(bands)).eval()
-
-
 def export_checkpoint(
     checkpoint: str | os.PathLike[str],
     output: str | os.PathLike[str] | None = None,
@@ -506,22 +343,12 @@ def export_checkpoint(
     *,
     tolerance_dn: float = DEFAULT_TOLERANCE_DN,
 ) -> ExportedPair:
-    """Export the generator of a training checkpoint (default output: the checkpoint path with ``.onnx``).
+    """Export the generator of a sisrlib or torchsisr checkpoint (default output: the checkpoint path with
+    ``.onnx``).
 
     The output is checked before the checkpoint is read (:func:`check_export_output`); the checkpoint is read
-    safely (``weights_only=True``, see :mod:`sisrlib.training.checkpoint`)."""
+    safely (``weights_only=True``, see :mod:`sisrlib.checkpoint`), its kind told from its content."""
     target = Path(output) if output is not None else Path(checkpoint).with_suffix(".onnx")
     check_export_output(target, checkpoint)
-    wrapper = dn_model_from_checkpoint(checkpoint)
+    wrapper = dn_model_from_any_checkpoint(checkpoint)
     return export_dn_model(wrapper, target, opset, tolerance_dn=tolerance_dn)
-
-
-def load_checkpoint_generator(checkpoint: Path) -> Any:
-    """``sisrlib.training.checkpoint.load_generator(checkpoint)`` with a clear error when unavailable."""
-    try:
-        from sisrlib.training.checkpoint import load_generator
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"cannot read {checkpoint}: sisrlib.training.checkpoint.load_generator is not available ({exc})"
-        ) from exc
-    return load_generator(checkpoint, map_location="cpu")

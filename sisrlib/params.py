@@ -8,7 +8,11 @@ that uses it; this module only knows how to build dataclasses from mappings:
 * a value of the wrong type is an error naming the key, the expected type and the value found;
 * a float must be finite: ``.nan``/``.inf`` are errors (a NaN weight would silently drop a loss term, an
   infinite learning rate would train to NaN), whatever the field;
-* strings may reference environment variables as ``${NAME}`` (an unset variable is an error naming it).
+* strings may reference environment variables as ``${NAME}`` (an unset variable is an error naming it);
+* a file may start from a base file: ``extends: base/03_training.yaml`` (a path relative to the file; the base
+  may extend another one). Mappings merge recursively and the file's own values win; a list or a scalar
+  replaces the base's whole value; ``extends`` itself is not part of the result. A missing base, or files that
+  extend each other in a cycle, are errors naming the files.
 """
 
 from __future__ import annotations
@@ -173,9 +177,12 @@ def to_mapping(obj: Any) -> Any:
     return obj
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a clear error for a missing, unreadable or non-mapping file."""
-    p = Path(path)
+#: The key of a params file that names its base file (see the module docstring).
+EXTENDS = "extends"
+
+
+def _read_mapping(p: Path) -> dict[str, Any]:
+    """One YAML file's top-level mapping (``extends`` not resolved)."""
     if not p.is_file():
         raise ParamsError(f"params file {p} does not exist")
     try:
@@ -187,6 +194,66 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ParamsError(f"params file {p}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def merge(base: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
+    """``child`` over ``base``: mappings merge key by key (recursively), any other value of ``child`` (a
+    scalar, a list, null) replaces the base's value. Neither argument is modified."""
+    merged = dict(base)
+    for key, value in child.items():
+        below = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            merged[key] = merge(below, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _base_of(p: Path, data: Mapping[str, Any]) -> Path | None:
+    """The base file a params file's ``extends`` names (relative to the file), or None."""
+    if EXTENDS not in data:
+        return None
+    name = data[EXTENDS]
+    if not isinstance(name, str) or not name.strip():
+        raise ParamsError(
+            f"{p}: {EXTENDS}: expected the path of a base params file (relative to {p.parent}), got {name!r}"
+        )
+    base = p.parent / name
+    if not base.is_file():
+        raise ParamsError(
+            f"{p}: {EXTENDS}: base file {name!r} not found ({base} does not exist; the path is relative "
+            f"to the folder of {p.name})"
+        )
+    return base
+
+
+def extends_chain(path: str | Path) -> list[Path]:
+    """``[path, its base, the base's base, ...]``; a cycle is a ParamsError naming every file of it."""
+    chain = [Path(path)]
+    while True:
+        current = chain[-1]
+        base = _base_of(current, _read_mapping(current))
+        if base is None:
+            return chain
+        seen = [c.resolve() for c in chain]
+        if base.resolve() in seen:
+            cycle = [*chain[seen.index(base.resolve()) :], base]
+            raise ParamsError(
+                f"{chain[0]}: params files extend each other in a cycle: {' -> '.join(map(str, cycle))}; "
+                f"remove the {EXTENDS} key of one of them"
+            )
+        chain.append(base)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a params file's YAML mapping, merged over its base files (``extends``, see the module
+    docstring), with a clear error for a missing, unreadable or non-mapping file."""
+    merged: dict[str, Any] = {}
+    for p in reversed(extends_chain(path)):
+        own = _read_mapping(p)
+        own.pop(EXTENDS, None)
+        merged = merge(merged, own)
+    return merged
 
 
 def load(cls: type[T], path: str | Path, overrides: Mapping[str, Any] | None = None) -> T:
@@ -208,4 +275,42 @@ def load(cls: type[T], path: str | Path, overrides: Mapping[str, Any] | None = N
                     f"keys; set {section}=VALUE instead"
                 )
         node[parts[-1]] = value
-    return from_mapping(cls, data, where=str(path))
+    try:
+        return from_mapping(cls, data, where=str(path))
+    except ParamsError as exc:
+        chain = extends_chain(path)
+        if len(chain) == 1:
+            raise
+        key = _failing_key(str(exc), str(path))
+        overridden = key is not None and any(key == k or key.startswith(k + ".") for k in overrides or {})
+        origin = _where_set(chain, key) if key else None
+        if origin == chain[0] or overridden:
+            raise
+        if origin is not None:
+            raise ParamsError(f"{exc} ({key} is set in {origin})") from exc
+        raise ParamsError(f"{exc} (merged over the base file(s) {', '.join(map(str, chain[1:]))})") from exc
+
+
+def _failing_key(message: str, where: str) -> str | None:
+    """The dotted key a :func:`from_mapping` error of the file ``where`` is about (for an unknown key: the
+    first unknown one), or None."""
+    match = re.match(re.escape(where) + r"((?:\.[^\s:.]+)*): (unknown key\(s\) '([^']+)')?", message)
+    if match is None:
+        return None
+    parts = [part.split("[")[0] for part in match.group(1).split(".") if part]
+    if match.group(3):
+        parts.append(match.group(3))
+    return ".".join(parts) or None
+
+
+def _where_set(chain: list[Path], key: str) -> Path | None:
+    """The first file of ``chain`` (the file, then its bases) whose own mapping sets the dotted ``key``."""
+    for p in chain:
+        node: Any = _read_mapping(p)
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+        else:
+            return p
+    return None

@@ -18,6 +18,12 @@ profiles) and the checkpoints under the ``output_dir`` of its 02/03 runs. Every 
 file, the key, the path, what was expected and what was found; a problem shared by several files (one dataset
 for many runs) is one line naming them all. It takes seconds (one patch per site and split is read), so a
 paper run without usable data or weights fails at once instead of after hours of GPU time.
+
+The bases under ``params/<profile>/base/`` (``extends:``) are not runs: they are validated through the files
+that extend them. Relative paths mean what they mean to the stages: relative to the working directory, the
+project root under ``make``; ``--root DIR`` (``check(..., root=DIR)``) names another project root, against
+which the checkpoints and params files named by the evaluation, export and comparison stages are resolved.
+Nothing here changes the working directory.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import glob
-import importlib
+import inspect
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,27 +40,41 @@ from typing import Any
 
 from sisrlib.data.checks import DatasetCheck, OpenedData, check_dataset
 from sisrlib.data.params import DataParams
+from sisrlib.data.preparation_params import PreparationParams
 from sisrlib.errors import MissingDependencyError
+from sisrlib.experiments.comparison import ComparisonParams
+from sisrlib.experiments.evaluation.params import EvaluationParams
+from sisrlib.experiments.evoland import EvolandParams
+from sisrlib.experiments.metrics_benchmark.dependencies import unavailable_reason
+from sisrlib.experiments.metrics_benchmark.params import BenchmarkParams
+from sisrlib.experiments.metrics_benchmark.registry import METRICS
+from sisrlib.experiments.published import published_problems
+from sisrlib.experiments.report import ReportParams
+from sisrlib.export import ExportParams
+from sisrlib.metrics.lpips import find_lpips_weights
 from sisrlib.params import ParamsError, load, read_yaml
+from sisrlib.run_params import ExperimentParams
 
-#: Stage prefix -> (notebook stem, "module:Class" of its params).
-STAGES: dict[str, tuple[str, str]] = {
-    "01": ("01_data_preparation", "sisrlib.data.embedded:PreparationParams"),
-    "02": ("02_registration", "sisrlib.training.params:ExperimentParams"),
-    "03": ("03_training", "sisrlib.training.params:ExperimentParams"),
-    "04": ("04_evaluation_fda", "sisrlib.evaluation:EvaluationParams"),
-    "05": ("05_metrics_benchmark", "sisrlib.metrics.benchmark:BenchmarkParams"),
-    "06": ("06_export_inference", "sisrlib.export:ExportParams"),
-    "07": ("07_report", "sisrlib.report:ReportParams"),
+#: Stage prefix -> (notebook stem, params dataclass). A new stage NN needs its notebook
+#: ``notebooks/NN_*.ipynb`` (with its jupytext pair) and a ``params/smoke/NN_*.yaml`` (``make test`` runs it).
+STAGES: dict[str, tuple[str, type[Any]]] = {
+    "01": ("01_data_preparation", PreparationParams),
+    "02": ("02_registration", ExperimentParams),
+    "03": ("03_training", ExperimentParams),
+    "04": ("04_evaluation_fda", EvaluationParams),
+    "05": ("05_metrics_benchmark", BenchmarkParams),
+    "06": ("06_export_inference", ExportParams),
+    "07": ("07_report", ReportParams),
+    "08": ("08_evoland_model", EvolandParams),
+    "09": ("09_model_comparison", ComparisonParams),
 }
 
 
 def params_class(stage: str) -> type[Any]:
-    """The params dataclass of a stage prefix ("01" … "07")."""
+    """The params dataclass of a stage prefix (a key of :data:`STAGES`, e.g. ``"03"``)."""
     if stage not in STAGES:
         raise ParamsError(f"unknown stage {stage!r}: params files must start with one of {sorted(STAGES)}")
-    module_name, class_name = STAGES[stage][1].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return STAGES[stage][1]
 
 
 def stage_of(path: Path) -> str:
@@ -74,31 +94,40 @@ def load_stage_params(path: str | Path) -> Any:
     return load(params_class(stage_of(p)), p)
 
 
-def project_root_for_notebook() -> Path:
-    """Move to the project root when a notebook runs from ``notebooks/`` (JupyterLab), so that the relative
-    paths of the params files (``build/…``, ``data/…``, ``figures/…``) mean the same as under ``make paper``.
-    Elsewhere (papermill from the root, or a test's temporary folder) the working directory is kept. Returns
-    it."""
-    import os
-
-    cwd = Path.cwd()
-    for candidate in (cwd.parent, cwd.parent.parent):
+def _inside_notebooks_folder(folder: Path) -> bool:
+    """Whether ``folder`` is the ``notebooks/`` (or ``notebooks/tutorials/``) folder of a checkout."""
+    for root in (folder.parent, folder.parent.parent):
         if (
-            cwd.name in ("notebooks", "tutorials")
-            and (candidate / "params").is_dir()
-            and (candidate / "sisrlib").is_dir()
+            folder.name in ("notebooks", "tutorials")
+            and (root / "params").is_dir()
+            and (root / "notebooks").is_dir()
         ):
-            os.chdir(candidate)
-            return candidate
-    return cwd
+            return True
+    return False
 
 
-def notebook_params(params_file: str | Path) -> Any:
-    """What a notebook's first cell calls: resolve ``params_file`` (absolute, relative to the working
-    directory, or relative to ``notebooks/``), move to the project root when run from JupyterLab, and return
-    the validated params of its stage (a misspelt key is an error naming the file and the key)."""
-    path = Path(params_file).resolve()
-    project_root_for_notebook()
+def notebook_params(params_file: str | Path, root: str | Path | None = None) -> Any:
+    """What a notebook's first cell calls: the validated params of the stage of ``params_file`` (a misspelt
+    key is an error naming the file and the key).
+
+    The relative paths of the params (``build/…``, ``data/…``, ``figures/…``) are relative to ``root``, the
+    project root: by default the working directory, where ``make paper`` (papermill ``--cwd``) and
+    ``make lab`` (its kernels) run the notebooks. ``params_file`` is absolute, relative to ``root``, or
+    relative to ``root/notebooks`` (the default of the notebooks' parameters cell, ``../params/…``). A kernel
+    started inside ``notebooks/`` is an error naming the fix (it would write ``build/`` there).
+    """
+    base = Path.cwd() if root is None else Path(root)
+    if root is None and _inside_notebooks_folder(base.resolve()):
+        raise ParamsError(
+            f"the notebook runs in {base.resolve()}, inside the notebooks folder: the relative paths of "
+            f"{params_file} (build/, data/, figures/) would be resolved there. Start JupyterLab with "
+            "`make lab` (its kernels start in the project root), or run papermill with --cwd set to the "
+            "project root"
+        )
+    path = Path(params_file)
+    if not path.is_absolute():
+        candidates = [base / path, base / "notebooks" / path]
+        path = next((c for c in candidates if c.is_file()), candidates[0])
     return load_stage_params(path)
 
 
@@ -165,13 +194,12 @@ def _is_produced(path: str, run_dirs: Sequence[Path]) -> bool:
     )
 
 
-def _exists(path: str, project_root: bool) -> bool:
+def _exists(path: str, root: Path | None) -> bool:
     """Whether ``path`` (a file, folder or glob pattern) names something on disk, relative to the working
-    directory or, with ``project_root`` (how the evaluation and export stages resolve paths), to the project
-    root."""
+    directory or, with ``root`` (how the evaluation and export stages resolve paths), to the project root."""
     candidates = [Path(path)]
-    if project_root and not Path(path).is_absolute():
-        candidates.append(Path(__file__).resolve().parents[1] / path)
+    if root is not None and not Path(path).is_absolute():
+        candidates.append(root / path)
     if _has_glob(path):
         return any(glob.glob(str(c)) for c in candidates)
     return any(c.exists() for c in candidates)
@@ -180,11 +208,13 @@ def _exists(path: str, project_root: bool) -> bool:
 @dataclass
 class InputChecker:
     """What the params check knows about a profile: the folders stage 01 builds (``built``), the run folders
-    of stages 02/03 (``produced``), and the results of the checks already made (a dataset or weight folder
-    shared by several params files is opened once)."""
+    of stages 02/03 (``produced``), the project root the relative paths of the evaluation and export stages
+    are also looked up in (``root``, default: the working directory), and the results of the checks already
+    made (a dataset or weight folder shared by several params files is opened once)."""
 
     built: Sequence[Path] = ()
     produced: Sequence[Path] = ()
+    root: Path = field(default_factory=Path.cwd)
     _datasets: dict[str, DatasetCheck] = field(default_factory=dict)
     _opened: OpenedData = field(default_factory=OpenedData)
     _lpips: dict[str | None, str | None] = field(default_factory=dict)
@@ -198,8 +228,6 @@ class InputChecker:
     def lpips(self, folder: str | None) -> str | None:
         """None when the LPIPS weight files are found in ``folder`` (null: the torch hub cache)."""
         if folder not in self._lpips:
-            from sisrlib.training.losses import find_lpips_weights
-
             try:
                 find_lpips_weights(folder)
                 self._lpips[folder] = None
@@ -213,7 +241,7 @@ class InputChecker:
         """A checkpoint named by ``key`` must exist unless a stage of the profile writes it."""
         if path is None or path == "none" or _is_produced(path, self.produced):
             return []
-        if _exists(path, project_root):
+        if _exists(path, self.root if project_root else None):
             return []
         return [
             f"{key} {path} does not exist and no training or registration run of this profile writes it "
@@ -223,8 +251,6 @@ class InputChecker:
 
 def _splits_needed(params: Any) -> tuple[str, ...]:
     """The splits a stage iterates: the metrics benchmark (05) its ``split``, runs (02, 03) all three."""
-    from sisrlib.metrics.benchmark import BenchmarkParams
-
     if isinstance(params, BenchmarkParams):
         return (params.split,)
     return ("train", "val", "test")
@@ -250,8 +276,6 @@ def _data_problems(params: Any, checker: InputChecker) -> tuple[list[str], dict[
 
 
 def _experiment_problems(params: Any, factors: dict[str, float], checker: InputChecker) -> list[str]:
-    from sisrlib.training.params import ExperimentParams
-
     if not isinstance(params, ExperimentParams):
         return []
     problems = []
@@ -279,9 +303,6 @@ def _experiment_problems(params: Any, factors: dict[str, float], checker: InputC
 
 def _checkpoint_problems(params: Any, checker: InputChecker) -> list[str]:
     """Checkpoints named by evaluation (04) and export (06) params."""
-    from sisrlib.evaluation import EvaluationParams
-    from sisrlib.export import ExportParams
-
     problems = []
     hint = "train it first (params/<profile>/03_training_*.yaml)"
     registration_hint = "run the registration pre-training first (params/<profile>/02_registration_*.yaml)"
@@ -304,8 +325,6 @@ def _checkpoint_problems(params: Any, checker: InputChecker) -> list[str]:
 
 def _metric_problems(params: Any) -> list[str]:
     """Metrics a benchmark (05) names explicitly must run here (weights present)."""
-    from sisrlib.metrics.benchmark import METRICS, BenchmarkParams, unavailable_reason
-
     names = params.metrics if isinstance(params, BenchmarkParams) else None
     if not names:
         return []
@@ -338,7 +357,9 @@ def check_inputs(
     problems += _metric_problems(params)
     hook = getattr(params, "check_inputs", None)
     if callable(hook):
-        problems.extend(hook())
+        # a stage's own checks; ``root``: where its relative paths (other params files) are looked up
+        takes_root = "root" in inspect.signature(hook).parameters
+        problems.extend(hook(root=checker.root) if takes_root else hook())
     return [f"{path}: {message}" for message in problems]
 
 
@@ -356,10 +377,14 @@ def _grouped(problems: Sequence[tuple[Path, str]]) -> list[str]:
     return out
 
 
-def check(params_dir: str | Path, inputs: bool = True) -> list[str]:
-    """Validate every ``*.yaml`` of ``params_dir``; returns the problems found (empty when all is well).
+def check(params_dir: str | Path, inputs: bool = True, root: str | Path | None = None) -> list[str]:
+    """Validate every ``*.yaml`` of ``params_dir`` (not the bases under ``params_dir/base/``, which are
+    validated through the files that extend them); returns the problems found (empty when all is well).
 
-    ``inputs``: also check what the files point to (see :func:`check_inputs`), in seconds.
+    ``inputs``: also check what the files point to (see :func:`check_inputs`), in seconds. Relative paths are
+    relative to the working directory (as the stages read them; ``make`` runs from the project root); ``root``
+    is where the evaluation and export stages also look for a relative checkpoint (default: the working
+    directory).
     """
     folder = Path(params_dir)
     files = sorted(folder.glob("*.yaml"))
@@ -373,18 +398,29 @@ def check(params_dir: str | Path, inputs: bool = True) -> list[str]:
         except ParamsError as exc:
             found.append((f, str(exc).removeprefix(str(f))))
     if inputs:
-        checker = InputChecker(built_data_roots(loaded), produced_run_dirs(files, loaded))
+        checker = InputChecker(
+            built_data_roots(loaded),
+            produced_run_dirs(files, loaded),
+            Path.cwd() if root is None else Path(root),
+        )
         for f, params in loaded.items():
             found += [(f, m.removeprefix(str(f))) for m in check_inputs(f, params, checker.built, checker)]
+        found += published_problems(files, loaded, checker.root)
     return _grouped(found)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sisrlib.pipeline check PARAMS_DIR [--root DIR]`` (the project root, default: the working
+    directory); exit status 2 with one line per problem."""
     args = list(sys.argv[1:] if argv is None else argv)
+    root: str | None = None
+    if len(args) == 4 and args[2] == "--root":
+        root = args.pop(3)
+        args.pop(2)
     if len(args) != 2 or args[0] != "check":
-        print("usage: python -m sisrlib.pipeline check PARAMS_DIR", file=sys.stderr)
+        print("usage: python -m sisrlib.pipeline check PARAMS_DIR [--root DIR]", file=sys.stderr)
         return 2
-    problems = check(args[1])
+    problems = check(args[1], root=root)
     if problems:
         print(f"params check failed for {args[1]}:", file=sys.stderr)
         for problem in problems:

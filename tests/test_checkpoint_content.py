@@ -12,18 +12,17 @@ from typing import Any
 
 import pytest
 import torch
-from export_helpers import BANDS, smooth_dn, write_geotiff
 
+from sisrlib.checkpoint import load_generator, load_registration, read_checkpoint
 from sisrlib.cli import main
 from sisrlib.data.params import DataParams
 from sisrlib.errors import CheckpointError
 from sisrlib.export import export_checkpoint
-from sisrlib.models import build_generator
 from sisrlib.models.params import ModelParams
-from sisrlib.training import load_generator, load_registration
-from sisrlib.training.checkpoint import read_checkpoint
-from sisrlib.training.module import build_flow_estimator
-from sisrlib.training.params import ExperimentParams, RegistrationParams, TrainingParams
+from sisrlib.models.registry import build_generator
+from sisrlib.registration.factory import build_flow_estimator
+from sisrlib.run_params import ExperimentParams, RegistrationParams, TrainingParams
+from tests.helpers.export_helpers import BANDS, smooth_dn, write_geotiff
 
 MODEL = ModelParams(generator="esrgan", num_blocks=1, latent_size=8, growth_channels=8)
 REGISTRATION = RegistrationParams(depth=2, start_filters=4, min_skip_depth=1, features=4)

@@ -17,18 +17,18 @@ from typing import Any
 
 import pytest
 import torch
-from export_helpers import smooth_dn, write_geotiff
-from training_fakes import FakeDataModule, tiny_params
 
+from sisrlib.checkpoint import load_generator, load_registration, read_checkpoint, registration_state
 from sisrlib.cli import main
 from sisrlib.errors import UnsafeCheckpointError
-from sisrlib.evaluation import EvaluationParams, RunSpec, evaluate
+from sisrlib.experiments.evaluation.params import EvaluationParams, RunSpec
+from sisrlib.experiments.evaluation.runner import evaluate
 from sisrlib.export import export_checkpoint
 from sisrlib.inference.showcase import find_sr_checkpoint
 from sisrlib.safe_load import SAFE_GLOBALS
-from sisrlib.training import fit, load_generator, load_registration
-from sisrlib.training.checkpoint import read_checkpoint, registration_state
-from sisrlib.training.fit import write_signature
+from sisrlib.training.fit import fit, write_signature
+from tests.helpers.export_helpers import smooth_dn, write_geotiff
+from tests.helpers.training_fakes import FakeDataModule, tiny_params
 
 SISRLIB = Path(__file__).resolve().parents[1] / "sisrlib"
 

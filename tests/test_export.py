@@ -10,12 +10,14 @@ import onnxruntime as ort
 import pytest
 import torch
 import yaml
-from export_helpers import BANDS, TinySR, export_tiny
 
 from sisrlib.bands import BAND_RESOLUTION_M, STANDARDISATION, standardisation
 from sisrlib.cli import main
-from sisrlib.export import DNModel, ExportError, aligned_margin, export_checkpoint, export_generator
+from sisrlib.export import ExportError, export_checkpoint, export_generator
+from sisrlib.models.dn_model import DNModel
 from sisrlib.models.params import ModelParams
+from sisrlib.predictors.contract import aligned_margin
+from tests.helpers.export_helpers import BANDS, TinySR, export_tiny
 
 
 def _evoland_run(yaml_path: Path, dn: np.ndarray) -> tuple[dict, np.ndarray]:
@@ -154,8 +156,8 @@ def _fake_checkpoint(
 ) -> None:
     """A checkpoint in the layout of sisrlib.training (params, bands in hyper_parameters; generator.*)."""
     from sisrlib.data.params import DataParams
-    from sisrlib.models import build_generator
-    from sisrlib.training.params import ExperimentParams, TrainingParams
+    from sisrlib.models.registry import build_generator
+    from sisrlib.run_params import ExperimentParams, TrainingParams
 
     params = ExperimentParams(
         name="fake",
@@ -186,7 +188,7 @@ def _fake_checkpoint(
 
 @pytest.fixture(scope="module")
 def esrgan_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("sisrlib.training.checkpoint")
+    pytest.importorskip("sisrlib.checkpoint")
     path = tmp_path_factory.mktemp("ckpt") / "best.ckpt"
     mp = ModelParams(generator="esrgan", num_blocks=1, latent_size=8, growth_channels=8)
     _fake_checkpoint(path, mp, BANDS, "sen2venusx2")
@@ -209,7 +211,7 @@ def test_cli_export_of_an_esrgan_checkpoint(
     }
     dn = np.random.default_rng(0).uniform(0, 5000, (1, 4, 24, 24)).astype(np.float32)
     _, got = _evoland_run(out.with_suffix(".yaml"), dn)
-    from sisrlib.export import dn_model_from_checkpoint
+    from sisrlib.predictors.checkpoints import dn_model_from_checkpoint
 
     with torch.no_grad():
         expected = dn_model_from_checkpoint(esrgan_checkpoint)(torch.from_numpy(dn)).numpy()
@@ -234,7 +236,7 @@ def test_cli_export_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 def test_joint_checkpoint_exports_its_sisr_network_on_the_10m_grid(tmp_path: Path) -> None:
     """As in the reference: the 10 m + 20 m model is exported without its bicubic 20 m branch."""
-    pytest.importorskip("sisrlib.training.checkpoint")
+    pytest.importorskip("sisrlib.checkpoint")
     mp = ModelParams(generator="esrgan", num_blocks=1, latent_size=8, growth_channels=8, lr_to_hr="bicubic")
     path = tmp_path / "joint.ckpt"
     _fake_checkpoint(path, mp, BANDS, "evoland", lr_bands=("B5", "B6", "B7", "B8A"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sisrlib.registration.flow import (
+from sisrlib.flow import (
     compose_flows,
     flow_norm,
     simulate_flow,

@@ -10,16 +10,15 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from fake_data import make_sen2venus_root
-from training_fakes import FakeDataModule, tiny_params
 
 from sisrlib.cli import main
 from sisrlib.errors import SisrError
 from sisrlib.params import ParamsError, to_mapping
-from sisrlib.training import fit
-from sisrlib.training.fit import TrainingDivergedError, _resolve_resume
+from sisrlib.run_params import LossParams, load_experiment
+from sisrlib.training.fit import TrainingDivergedError, _resolve_resume, fit
 from sisrlib.training.module import SISRModule
-from sisrlib.training.params import LossParams, load_experiment
+from tests.helpers.fake_data import make_sen2venus_root
+from tests.helpers.training_fakes import FakeDataModule, tiny_params
 
 
 def _write(tmp: Path, **sections: dict[str, Any]) -> Path:

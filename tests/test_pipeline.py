@@ -10,13 +10,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_data import make_sen2venus_root, make_worldstrat_index
 
 from sisrlib.data.sen2venus import S2V1_SITES, S2V2_SITES, TESTING_SITES
-from sisrlib.pipeline import STAGES, check
-from sisrlib.training.losses import LPIPS_WEIGHTS_FILE, VGG16_WEIGHTS_FILE
+from sisrlib.metrics.lpips import LPIPS_WEIGHTS_FILE, VGG16_WEIGHTS_FILE
+from sisrlib.params import ParamsError, extends_chain, read_yaml
+from sisrlib.pipeline import STAGES, check, notebook_params
+from sisrlib.pipeline import main as pipeline_main
+from tests.helpers.fake_data import make_sen2venus_root, make_worldstrat_index
 
 ROOT = Path(__file__).resolve().parents[1]
+PROFILES = sorted(p.name for p in (ROOT / "params").iterdir() if p.is_dir())
 DATA_VARIABLES = ("SEN2VENUS_DATASET_PATH", "WORLDSTRATX2_DATASET_PATH", "WORLDSTRATX4_DATASET_PATH")
 
 
@@ -26,11 +29,11 @@ def test_embedded_profiles_check_before_their_data_are_built(
 ) -> None:
     """From an empty working directory the embedded data do not exist yet: stage 01 builds them."""
     monkeypatch.chdir(tmp_path)
-    assert check(ROOT / "params" / profile) == []
+    assert check(ROOT / "params" / profile, root=ROOT) == []
 
 
 def test_every_params_file_belongs_to_a_stage() -> None:
-    for profile in ("smoke", "quick", "paper"):
+    for profile in PROFILES:
         for f in (ROOT / "params" / profile).glob("*.yaml"):
             assert f.name[:2] in STAGES, f
 
@@ -38,7 +41,7 @@ def test_every_params_file_belongs_to_a_stage() -> None:
 def test_paper_profile_without_datasets_names_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in DATA_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    problems = "\n".join(check(ROOT / "params" / "paper"))
+    problems = "\n".join(check(ROOT / "params" / "paper", root=ROOT))
     for name in DATA_VARIABLES:
         assert f"environment variable {name} is not set" in problems
 
@@ -46,7 +49,7 @@ def test_paper_profile_without_datasets_names_the_variables(monkeypatch: pytest.
 def test_paper_profile_with_wrong_paths_names_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in DATA_VARIABLES:
         monkeypatch.setenv(name, str(tmp_path / f"missing_{name.lower()}"))
-    problems = "\n".join(check(ROOT / "params" / "paper"))
+    problems = "\n".join(check(ROOT / "params" / "paper", root=ROOT))
     for name in DATA_VARIABLES:
         assert f"missing_{name.lower()}" in problems
 
@@ -55,12 +58,45 @@ def test_a_typo_names_the_file_and_the_key(tmp_path: Path) -> None:
     folder = tmp_path / "params"
     folder.mkdir()
     source = (ROOT / "params" / "quick" / "04_evaluation_s2v1x2.yaml").read_text()
-    assert "\nmosaic_columns:" in source
-    (folder / "04_evaluation_s2v1x2.yaml").write_text(source.replace("\nmosaic_columns:", "\nmosaic_colums:"))
+    assert "\nname:" in source
+    (folder / "04_evaluation_s2v1x2.yaml").write_text(source.replace("\nname:", "\nnmae:"))
+    shutil.copytree(ROOT / "params" / "quick" / "base", folder / "base")
     problems = check(folder, inputs=False)
     assert len(problems) == 1
-    assert "04_evaluation_s2v1x2.yaml" in problems[0] and "'mosaic_colums'" in problems[0]
+    assert "04_evaluation_s2v1x2.yaml" in problems[0] and "'nmae'" in problems[0]
     assert "mosaic_columns" in problems[0]  # the valid keys are listed
+
+
+def test_a_typo_in_a_base_names_the_file_the_key_and_the_base(tmp_path: Path) -> None:
+    folder = tmp_path / "params"
+    shutil.copytree(ROOT / "params" / "quick", folder)
+    base = folder / "base" / "04_evaluation.yaml"
+    source = base.read_text()
+    assert "\nmosaic_columns:" in source
+    base.write_text(source.replace("\nmosaic_columns:", "\nmosaic_colums:"))
+    problems = check(folder, inputs=False)
+    assert len(problems) == 1, problems  # one line for the three evaluations that extend it
+    assert "'mosaic_colums'" in problems[0] and str(base) in problems[0]
+    for name in ("04_evaluation_s2v1x2.yaml", "04_evaluation_s2v1x4.yaml", "04_evaluation_s2v2x2.yaml"):
+        assert name in problems[0]
+
+
+def test_bases_are_not_runs_and_extend_no_later_stage() -> None:
+    """``params/<profile>/base/NN_*.yaml`` are extended, never run (neither ``make paper`` nor the check picks
+    them up); a file's bases belong to its stage or an earlier one, so that ``make`` reruns what a change of
+    a base affects; every base is used."""
+    used: set[Path] = set()
+    for profile in PROFILES:
+        for f in (ROOT / "params" / profile).glob("*.yaml"):
+            for base in extends_chain(f)[1:]:
+                # a base of this profile, or of another one (the published profile starts from the paper's)
+                where = base.resolve().parent
+                assert where.name == "base" and where.parent.parent == ROOT / "params", f"{f} extends {base}"
+                assert base.name[:2] in STAGES and base.name[:2] <= f.name[:2], f"{f} extends {base}"
+                used.add(base.resolve())
+    for base in sorted((ROOT / "params").glob("*/base/*.yaml")):
+        assert base.name[:2] in STAGES, f"{base}: a base is named after the first stage it serves (NN_*.yaml)"
+        assert base.resolve() in used, f"{base} is extended by no params file"
 
 
 def test_command_line_exit_status(tmp_path: Path) -> None:
@@ -82,7 +118,17 @@ def test_command_line_exit_status(tmp_path: Path) -> None:
 # The paper profile on fake datasets: the check opens every dataset and finds every weight file
 # ------------------------------------------------------------------------------------------------------------
 
-PAPER_SITES = sorted(set(S2V1_SITES) | set(S2V2_SITES) | set(TESTING_SITES))
+
+def _named_testing_sites() -> set[str]:
+    """The testing sites the paper's params files name explicitly (the EVOLAND run tests on its own)."""
+    names: set[str] = set()
+    for f in (ROOT / "params" / "paper").glob("*.yaml"):
+        data = read_yaml(f).get("data") or {}
+        names |= set(data.get("testing_sites") or [])
+    return names
+
+
+PAPER_SITES = sorted(set(S2V1_SITES) | set(S2V2_SITES) | set(TESTING_SITES) | _named_testing_sites())
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +172,7 @@ def paper_env(paper_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_paper_profile_passes_on_usable_data(paper_env: Path) -> None:
     """Checkpoints written by stages 02/03 of the profile (registration, export) are not required."""
-    assert check(ROOT / "params" / "paper") == []
+    assert check(ROOT / "params" / "paper", root=ROOT) == []
 
 
 def test_paper_profile_without_lpips_weights_names_the_files_and_the_option(
@@ -135,7 +181,7 @@ def test_paper_profile_without_lpips_weights_names_the_files_and_the_option(
     empty = paper_env / "empty_torch_home"
     empty.mkdir()
     monkeypatch.setenv("TORCH_HOME", str(empty))
-    problems = check(ROOT / "params" / "paper")
+    problems = check(ROOT / "params" / "paper", root=ROOT)
     assert len(problems) == 1, problems  # one line for the 18 SR runs that share the setting
     problem = problems[0]
     assert "training.losses.lpips is 1 (> 0)" in problem
@@ -149,13 +195,14 @@ def test_paper_profile_without_lpips_weights_names_the_files_and_the_option(
     _copy(folder, local)
     weights = paper_env / "weights"
     weights.mkdir()
-    for f in local.glob("03_training_*.yaml"):
-        f.write_text(f.read_text().replace("lpips_weights: null", f"lpips_weights: {weights}"))
-    problems = check(local)
+    base = local / "base" / "03_training.yaml"  # what every SR run of the profile extends
+    assert "lpips_weights: null" in base.read_text()
+    base.write_text(base.read_text().replace("lpips_weights: null", f"lpips_weights: {weights}"))
+    problems = check(local, root=ROOT)
     assert len(problems) == 1 and str(weights) in problems[0]
     for name in (LPIPS_WEIGHTS_FILE, VGG16_WEIGHTS_FILE):
         (weights / name).write_bytes(b"")
-    assert check(local) == []
+    assert check(local, root=ROOT) == []
 
 
 def test_paper_profile_with_empty_indexes_names_every_site(paper_env: Path) -> None:
@@ -164,7 +211,7 @@ def test_paper_profile_with_empty_indexes_names_every_site(paper_env: Path) -> N
         index = paper_env / "sen2venus" / site / "index.csv"
         index.write_text(index.read_text().splitlines()[0] + "\n")  # the header only
     (paper_env / "wsx4" / "index.csv").write_text("id\nLandcover-0000\n")
-    problems = check(ROOT / "params" / "paper")
+    problems = check(ROOT / "params" / "paper", root=ROOT)
     text = "\n".join(problems)
     for site in PAPER_SITES:
         assert f"site {site}: {paper_env / 'sen2venus' / site / 'index.csv'} has no rows" in text
@@ -187,7 +234,7 @@ def test_paper_profile_problems_with_sites_splits_patches_and_batches(paper_env:
     wsx2 = pd.read_csv(paper_env / "wsx2" / "index.csv", sep="\t")
     wsx2.loc[wsx2["split"] == "val", "correlation"] = 0.1  # below min_correlation
     wsx2.to_csv(paper_env / "wsx2" / "index.csv", sep="\t", index=False)
-    text = "\n".join(check(ROOT / "params" / "paper"))
+    text = "\n".join(check(ROOT / "params" / "paper", root=ROOT))
     assert "data.site_list s2v2: training site folder(s) ['ATTO'] not found under data.root" in text
     assert "training site ARM: site ARM, row 0, column b2b3b4b8_10m" in text
     assert f"zip archive {s2v / 'ARM' / 'ARM.zip'} does not exist" in text
@@ -199,8 +246,12 @@ def test_paper_profile_problems_with_sites_splits_patches_and_batches(paper_env:
 def test_too_few_training_patches_for_one_batch(paper_env: Path, tmp_path: Path) -> None:
     folder = tmp_path / "params"
     folder.mkdir()
+    shutil.copytree(ROOT / "params" / "paper" / "base", folder / "base")
     source = (ROOT / "params" / "paper" / "02_registration_s2vx2.yaml").read_text()
-    (folder / "02_registration_s2vx2.yaml").write_text(source.replace("batch_size: 16", "batch_size: 1000"))
+    assert "\ndata:\n" in source and "\n  batch_size:" not in source  # from base/02_run.yaml
+    (folder / "02_registration_s2vx2.yaml").write_text(
+        source.replace("\ndata:\n", "\ndata:\n  batch_size: 1000\n")
+    )
     problems = check(folder)
     assert len(problems) == 1
     assert "data.batch_size 1000: the training split has 133 patch(es)" in problems[0]
@@ -212,6 +263,7 @@ def test_registration_checkpoints_are_required_unless_the_profile_writes_them(
 ) -> None:
     folder = tmp_path / "params"
     folder.mkdir()
+    shutil.copytree(ROOT / "params" / "paper" / "base", folder / "base")
     training = "03_training_s2v1x2_geomrad.yaml"
     shutil.copy(ROOT / "params" / "paper" / training, folder / training)
     problems = check(folder)
@@ -230,10 +282,15 @@ def test_registration_checkpoints_are_required_unless_the_profile_writes_them(
     assert check(folder) == []  # there already
 
 
-def test_check_reads_one_patch_per_site_and_split(paper_env: Path) -> None:
-    """What keeps the check at seconds on the real datasets: one patch per site and split, each once."""
+def test_check_reads_one_patch_per_site_and_split(paper_env: Path, tmp_path: Path) -> None:
+    """What keeps the check at seconds on the real datasets: one patch per site and split, each once (for
+    the paper's runs; the EVOLAND run's own band configuration reads its sites' patches again)."""
     from sisrlib.data import raster
 
+    folder = _copy(ROOT / "params" / "paper", tmp_path / "paper_runs")
+    for f in folder.glob("*.yaml"):
+        if (read_yaml(f).get("data") or {}).get("load_b11b12"):  # the EVOLAND run (10 m + 20 m + B11/B12)
+            f.unlink()
     reads: list[str] = []
     original = raster.RasterReader.read
 
@@ -243,6 +300,40 @@ def test_check_reads_one_patch_per_site_and_split(paper_env: Path) -> None:
 
     with pytest.MonkeyPatch.context() as m:
         m.setattr(raster.RasterReader, "read", counting)
-        assert check(ROOT / "params" / "paper") == []
+        assert check(folder, root=ROOT) == []
     # 26 sites × (input + target) for x2 and x4; 3 splits × (LR + HR) for wsx2 and wsx4
     assert len(reads) == 26 * 2 * 2 + 2 * 3 * 2
+    assert len(set(reads)) == len(reads)
+
+
+def test_notebook_params_resolve_against_the_project_root_without_moving(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A notebook's default ``params_file`` (``../params/…``, relative to ``notebooks/``) loads from the
+    project root, where `make paper` and `make lab` run the kernels; the working directory never changes."""
+    monkeypatch.chdir(ROOT)
+    params = notebook_params("../params/smoke/07_report.yaml")
+    assert Path.cwd() == ROOT
+    assert params == notebook_params("params/smoke/07_report.yaml")
+    assert params == notebook_params(ROOT / "params" / "smoke" / "07_report.yaml")
+    assert params == notebook_params("params/smoke/07_report.yaml", root=ROOT)
+
+
+def test_notebook_params_refuse_a_kernel_inside_the_notebooks_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT / "notebooks")
+    with pytest.raises(ParamsError) as err:
+        notebook_params("../params/smoke/07_report.yaml")
+    assert "inside the notebooks folder" in str(err.value) and "make lab" in str(err.value)
+    assert Path.cwd() == ROOT / "notebooks"
+
+
+def test_command_line_with_a_project_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--root`` names the project root the params files' own references are resolved against, from any
+    working directory; bad arguments print the usage."""
+    monkeypatch.chdir(tmp_path)
+    assert pipeline_main(["check", str(ROOT / "params" / "smoke"), "--root", str(ROOT)]) == 0
+    assert "every file of" in capsys.readouterr().out
+    assert pipeline_main(["check"]) == 2
+    assert "usage: python -m sisrlib.pipeline check PARAMS_DIR [--root DIR]" in capsys.readouterr().err

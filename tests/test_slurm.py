@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 SLURM = Path(__file__).resolve().parents[1] / "slurm"
-TEMPLATES = sorted(SLURM.glob("*.sbatch"))
+TEMPLATES = sorted(SLURM.glob("train_*.sbatch"))  # infer_array.sbatch: tests/test_slurm_infer.py
 BASH = shutil.which("bash")
 
 pytestmark = pytest.mark.skipif(BASH is None, reason="bash is not installed")

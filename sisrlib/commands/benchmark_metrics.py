@@ -6,7 +6,9 @@ import argparse
 import dataclasses
 import logging
 
-from sisrlib.metrics.benchmark import BenchmarkParams, benchmark, summary_markdown
+from sisrlib.experiments.metrics_benchmark.params import BenchmarkParams
+from sisrlib.experiments.metrics_benchmark.runner import benchmark
+from sisrlib.experiments.metrics_benchmark.summary import summary_markdown
 from sisrlib.params import load
 
 

@@ -1,9 +1,14 @@
-"""``sisr evaluate CHECKPOINT [PARAMS] [--output DIR] [--bicubic]``: test-set metrics of a trained run.
+"""``sisr evaluate MODEL [PARAMS] [--data TRAINING_PARAMS] [--output DIR] [--bicubic]``: test-set metrics of
+one model.
 
-CHECKPOINT is a training checkpoint (``.ckpt``), a run folder holding ``checkpoints/best.ckpt``, or a training
-params YAML. PARAMS is an optional evaluation params file (``params/<profile>/04_*.yaml``) whose options are
-used (its list of runs is replaced by CHECKPOINT). Writes ``metrics.csv`` (the model's row, and a ``bicubic``
-row with ``--bicubic``), FFT profiles and mosaics under ``--output``.
+MODEL is any model of the one predictor contract: this project's training checkpoint (``.ckpt``), a run
+folder holding ``checkpoints/best.ckpt`` (``--checkpoint`` or ``checkpoint:`` of PARAMS picks another one),
+a training params YAML, an exported model in the EVOLAND contract (``NAME.yaml`` beside ``NAME.onnx``, by any
+producer), or a torchsisr Lightning checkpoint. PARAMS is an optional evaluation params file
+(``params/<profile>/04_*.yaml``) whose options are used (its list of runs is replaced by MODEL). A model that
+carries no test data (ONNX, torchsisr) is evaluated on the data of ``--data`` (a training params file), else
+of PARAMS' first run. Writes ``metrics.csv`` (the model's row, and a ``bicubic`` row with ``--bicubic``),
+``conventions.json``, FFT profiles and mosaics under ``--output``.
 """
 
 from __future__ import annotations
@@ -14,17 +19,55 @@ import logging
 from pathlib import Path
 
 from sisrlib.errors import SisrError
-from sisrlib.evaluation import EvaluationParams, RunSpec, evaluate, format_table
+from sisrlib.experiments.evaluation.conventions import conventions_line
+from sisrlib.experiments.evaluation.params import CHECKPOINT_FILES, EvaluationParams, RunSpec
+from sisrlib.experiments.evaluation.runner import evaluate
+from sisrlib.experiments.evaluation.runs import is_project_checkpoint, resolve_checkpoint, run_spec
+from sisrlib.experiments.evaluation.tables import format_table
 from sisrlib.params import load
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="checkpoint (.ckpt), run folder, or training params YAML")
+    parser.add_argument(
+        "model",
+        help="model: checkpoint (.ckpt, ours or torchsisr's), run folder, training params YAML, or an "
+        "exported NAME.yaml beside NAME.onnx (EVOLAND contract)",
+    )
     parser.add_argument(
         "params", nargs="?", default=None, help="evaluation params YAML (04_*.yaml) for options"
     )
     parser.add_argument(
-        "--output", "-o", default=None, help="output folder (default: build/evaluation/<run>)"
+        "--data",
+        default=None,
+        help="training params YAML whose test data, margin and registration channel to use for a model that "
+        "carries none (ONNX, torchsisr; default: the first run of PARAMS)",
+    )
+    parser.add_argument(
+        "--model-bands",
+        default=None,
+        help="torchsisr checkpoints only: input band names in channel order, comma-separated (e.g. "
+        "B2,B3,B4,B8), when its run configuration (.hydra/config.yaml beside it) does not say",
+    )
+    parser.add_argument(
+        "--model-factor",
+        type=float,
+        default=None,
+        help="torchsisr checkpoints only: the super-resolution factor, when its run configuration does not "
+        "say",
+    )
+    parser.add_argument(
+        "--standardisation",
+        default=None,
+        help="torchsisr checkpoints only: named statistics (e.g. sen2venusx2) instead of its own",
+    )
+    parser.add_argument(
+        "--output", "-o", default=None, help="output folder (default: build/evaluation/<model>)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        choices=tuple(CHECKPOINT_FILES),
+        default=None,
+        help="which checkpoint of a run folder or training params file (default: the params' or best)",
     )
     parser.add_argument("--bicubic", action="store_true", help="also evaluate the bicubic baseline")
     parser.add_argument(
@@ -47,20 +90,44 @@ def check_output_folder(output: str | Path, where: str = "--output") -> None:
         )
 
 
+def _needs_data(spec: RunSpec, params: EvaluationParams) -> bool:
+    """Whether the model of ``spec`` carries no training params (its test data must come from elsewhere)."""
+    if spec.params_file is not None:
+        return False
+    model_file = resolve_checkpoint(spec, params.checkpoint)
+    return not (model_file.suffix == ".ckpt" and is_project_checkpoint(model_file))
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    target = str(args.checkpoint)
-    spec = RunSpec(params_file=target) if target.endswith((".yaml", ".yml")) else RunSpec(checkpoint=target)
+    target = str(args.model)
+    spec = dataclasses.replace(
+        run_spec(target),
+        model_bands=[b.strip() for b in args.model_bands.split(",") if b.strip()]
+        if args.model_bands
+        else None,
+        model_factor=args.model_factor,
+        standardisation=args.standardisation,
+    )
     if args.params is not None:
         params = load(EvaluationParams, args.params)
+        if args.checkpoint is not None:
+            params = dataclasses.replace(params, checkpoint=args.checkpoint)
+        data = args.data
+        if data is None and _needs_data(spec, params):
+            data = next((r.params_file for r in params.runs if r.params_file is not None), None)
+        spec = dataclasses.replace(spec, data_params=data)
         params = dataclasses.replace(params, runs=[spec], bicubic=bool(args.bicubic))
     else:
+        spec = dataclasses.replace(spec, data_params=args.data)
         path = Path(target.rstrip("/"))
         stem = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
         params = EvaluationParams(
             runs=[spec], output_dir=f"build/evaluation/{stem}", bicubic=bool(args.bicubic)
         )
     changes: dict[str, object] = {}
+    if args.checkpoint is not None:
+        changes["checkpoint"] = args.checkpoint
     if args.output is not None:
         changes["output_dir"] = args.output
     if args.registration is not None:
@@ -74,5 +141,6 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(params.output_dir, "--output" if args.output is not None else "output_dir")
     result = evaluate(params)
     print(format_table(result.table).to_string(index=False))
+    print(conventions_line(result.conventions))
     print(f"wrote {result.metrics_csv}")
     return 0

@@ -1,4 +1,8 @@
-"""``sisr infer``: super-resolve a GeoTIFF or a Sentinel-2 product (L2A or L1C SAFE, Theia), tile by tile."""
+"""``sisr infer``: super-resolve a GeoTIFF or a Sentinel-2 product (L2A or L1C SAFE, Theia), tile by tile.
+
+With an exported model (NAME.yaml) nothing here imports torch: the bicubic baseline and checkpoints load
+their torch-backed predictors only when asked for.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,18 @@ import os
 import sys
 from pathlib import Path
 
-from sisrlib.inference.engine import (
-    DEFAULT_TILE_SIZE,
+from sisrlib.inference.engine import DEFAULT_TILE_SIZE, super_resolve
+from sisrlib.inference.inputs import open_source
+from sisrlib.inference.output import (
+    COMPRESSIONS,
+    DEFAULT_COMPRESSION,
     Terminated,
     check_output_path,
     sigterm_raises,
-    super_resolve,
 )
-from sisrlib.inference.predictors import DEVICES, load_predictor
-from sisrlib.inference.sources import open_source
 from sisrlib.inference.tiling import parse_tile_size
+from sisrlib.predictors import DEVICES, ModelOptions, Predictor, open_model, read_model_yaml
+from sisrlib.predictors.onnx import resolve_sidecar
 
 
 def _positive_float(option: str, value: str) -> float:
@@ -34,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         required=True,
-        help="exported model yaml (NAME.yaml beside NAME.onnx) or training checkpoint",
+        help="exported model yaml (NAME.yaml beside NAME.onnx, EVOLAND contract), this project's training "
+        "checkpoint (.ckpt), or a torchsisr Lightning checkpoint",
     )
     parser.add_argument(
         "--input",
@@ -78,8 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tile-size",
-        default=str(DEFAULT_TILE_SIZE),
-        help=f"tile edge in output pixels (default {DEFAULT_TILE_SIZE})",
+        default=DEFAULT_TILE_SIZE,
+        help="tile edge in output pixels, or auto (default): the largest multiple of 256 up to 2048 whose "
+        "estimated memory stays within 768 MiB and --max-memory",
     )
     parser.add_argument(
         "--max-memory",
@@ -102,12 +110,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "by at most 1 DN)",
     )
     parser.add_argument(
+        "--compress",
+        choices=COMPRESSIONS,
+        default=DEFAULT_COMPRESSION,
+        help=f"output compression (default {DEFAULT_COMPRESSION}: level 1 with the horizontal predictor; "
+        "none writes fastest and largest, as the EVOLAND tool does)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=min(8, os.cpu_count() or 1), help="CPU threads (default min(8, cores))"
     )
     parser.add_argument(
         "--bicubic", action="store_true", help="write the bicubic baseline instead of the model"
     )
-    parser.add_argument("--device", choices=DEVICES, default="cpu", help="cpu (default) or cuda")
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        help="cpu (default) or cuda: ONNX Runtime's CUDA execution provider, or torch's CUDA for checkpoints",
+    )
+    parser.add_argument(
+        "--model-bands",
+        default=None,
+        help="torchsisr checkpoints only: the model's input bands, comma-separated, when its run "
+        "configuration (.hydra/config.yaml beside it) does not say",
+    )
+    parser.add_argument(
+        "--model-factor",
+        type=float,
+        default=None,
+        help="torchsisr checkpoints only: the super-resolution factor, when its run configuration does not "
+        "say",
+    )
+    parser.add_argument(
+        "--standardisation",
+        default=None,
+        help="torchsisr checkpoints only: named statistics (e.g. evoland) instead of the checkpoint's own",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -116,6 +154,32 @@ def _model_files(model: Path) -> list[Path]:
     if model.suffix.lower() in (".yaml", ".yml", ".onnx"):
         return [model, model.with_suffix(".onnx"), model.with_suffix(".yaml"), model.with_suffix(".yml")]
     return [model]
+
+
+def load_predictor(args: argparse.Namespace) -> Predictor:
+    """The model of ``--model`` (:func:`sisrlib.predictors.open_model`), or with ``--bicubic`` the bicubic
+    baseline on its bands and factor."""
+    options = ModelOptions(
+        bands=tuple(b.strip() for b in args.model_bands.split(",") if b.strip())
+        if args.model_bands
+        else None,
+        factor=args.model_factor,
+        standardisation=args.standardisation,
+    )
+    if args.bicubic and Path(args.model).suffix.lower() in (".yaml", ".yml", ".onnx"):
+        card = read_model_yaml(resolve_sidecar(args.model))  # no ONNX session for the baseline
+        files: tuple[Path, ...] = (card.yaml_path, card.onnx_path)
+        bands, factor = card.bands, card.factor
+    else:
+        predictor = open_model(args.model, device=args.device, threads=args.threads, options=options)
+        if not args.bicubic:
+            return predictor
+        bands, factor, files = predictor.in_bands, predictor.factor, predictor.files
+    from sisrlib.predictors.torch_models import BicubicPredictor  # torch, only for the baseline
+
+    baseline = BicubicPredictor(bands, factor, args.device)
+    baseline.files = files
+    return baseline
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,9 +200,7 @@ def run(args: argparse.Namespace) -> int:
     band_names = [b for b in args.bands.split(",") if b.strip()] if args.bands else None
     try:
         with sigterm_raises():
-            predictor = load_predictor(
-                args.model, device=args.device, threads=args.threads, bicubic=args.bicubic
-            )
+            predictor = load_predictor(args)
             with open_source(args.input, predictor.bands, band_names, input_scale) as source:
                 summary = super_resolve(
                     predictor,
@@ -151,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
                     keep_filled=args.keep_filled,
                     max_memory=max_memory,
                     truncate=args.truncate,
+                    compress=args.compress,
                 )
     except Terminated as exc:
         print(f"sisr infer: {exc}", file=sys.stderr)

@@ -36,8 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sisrlib.data.embedded import PreparationParams, build_embedded
-    from sisrlib.data.preparation import check_real_datasets, prepare
+    from sisrlib.data.embedded import build_embedded
+    from sisrlib.data.preparation_params import PreparationParams
+    from sisrlib.data.real_datasets import check_real_datasets
+    from sisrlib.experiments.data_preparation import prepare
     from sisrlib.params import load
 
     if args.check_real:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sisrlib.run_params import ExperimentParams, load_experiment, parse_override
 from sisrlib.training.fit import fit, is_rank_zero
-from sisrlib.training.params import ExperimentParams, load_experiment, parse_override
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,64 +1,19 @@
-"""Datasets: the Sen2Venµs v2 and WorldStrat-derived readers, the WorldStrat builder, the embedded simulated
-sites built from a real Sentinel-2 scene, and the Lightning data module. Everything yields DN float32 tensors
-(:class:`Sample` per pair, :class:`Batch` per batch)."""
+"""Datasets (layer: data; imports core, models and registration only). Everything yields DN float32 tensors
+(:class:`~sisrlib.data.sample.Sample` per pair, :class:`~sisrlib.data.batch.Batch` per batch).
 
-from sisrlib.data.batch import Batch
-from sisrlib.data.datamodule import CachedDataset, SRDataModule, build_datamodule, resolve_sites
-from sisrlib.data.embedded import (
-    PROFILES,
-    REGIMES,
-    EmbeddedBuild,
-    EmbeddedProfile,
-    build_embedded,
-    load_scene,
-)
-from sisrlib.data.params import DataParams
-from sisrlib.data.sample import Sample, collate_batch, select_bands
-from sisrlib.data.sen2venus import (
-    DEFAULT_TESTING_SITES,
-    EMBEDDED_S2V1_SITES,
-    EMBEDDED_S2V2_SITES,
-    S2V1_SITES,
-    S2V2_SITES,
-    SITE_LISTS,
-    TESTING_SITES,
-    Sen2VenusLayout,
-    Sen2VenusSite,
-    available_sites,
-    open_sites,
-    sen2venus_layout,
-)
-from sisrlib.data.worldstrat import WorldStratDataset, build_worldstrat_dataset, worldstrat_correlation
+This package imports nothing, so that using one of its modules (e.g. the raster reader, or the embedded scene)
+does not load the Lightning data module. Import from the modules:
 
-__all__ = [
-    "DEFAULT_TESTING_SITES",
-    "EMBEDDED_S2V1_SITES",
-    "EMBEDDED_S2V2_SITES",
-    "PROFILES",
-    "REGIMES",
-    "S2V1_SITES",
-    "S2V2_SITES",
-    "SITE_LISTS",
-    "TESTING_SITES",
-    "Batch",
-    "CachedDataset",
-    "DataParams",
-    "EmbeddedBuild",
-    "EmbeddedProfile",
-    "SRDataModule",
-    "Sample",
-    "Sen2VenusLayout",
-    "Sen2VenusSite",
-    "WorldStratDataset",
-    "available_sites",
-    "build_datamodule",
-    "build_embedded",
-    "build_worldstrat_dataset",
-    "collate_batch",
-    "load_scene",
-    "open_sites",
-    "resolve_sites",
-    "select_bands",
-    "sen2venus_layout",
-    "worldstrat_correlation",
-]
+* readers: :mod:`~sisrlib.data.sen2venus` (Sen2Venµs v2 sites, site lists), :mod:`~sisrlib.data.worldstrat`
+  (wsx2 / wsx4, and their builder from the original WorldStrat), :mod:`~sisrlib.data.raster` (GeoTIFF / zip
+  reading and writing), :mod:`~sisrlib.data.sample`, :mod:`~sisrlib.data.batch`, :mod:`~sisrlib.data.indexes`;
+* the Lightning data module: :mod:`~sisrlib.data.datamodule` (``build_datamodule``, ``SRDataModule``) with its
+  params :mod:`~sisrlib.data.params` (``DataParams``) and the fast checks :mod:`~sisrlib.data.checks`;
+* the embedded simulated sites built from a real Sentinel-2 scene: :mod:`~sisrlib.data.embedded` (the build),
+  :mod:`~sisrlib.data.embedded_scene`, :mod:`~sisrlib.data.embedded_layout`,
+  :mod:`~sisrlib.data.embedded_simulation`, :mod:`~sisrlib.data.embedded_writers`, and the float64 separable
+  MTF downscaling :mod:`~sisrlib.data.simulation`;
+* notebook 01's data work: :mod:`~sisrlib.data.preparation` (views, distortion table),
+  :mod:`~sisrlib.data.preparation_params`, :mod:`~sisrlib.data.real_datasets`, :mod:`~sisrlib.data.statistics`
+  (its figures: :mod:`sisrlib.experiments.data_preparation`).
+"""

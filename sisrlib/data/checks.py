@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sisrlib.data.datamodule import SRDataModule
 from sisrlib.data.params import DataParams
 from sisrlib.data.sen2venus import (
     DEFAULT_TESTING_SITES,
@@ -242,8 +243,6 @@ def check_dataset(
         problems = _worldstrat_problems(data, opened, needs)
     if problems:
         return DatasetCheck(tuple(problems))
-    from sisrlib.data.datamodule import SRDataModule
-
     try:
         factor = SRDataModule(data, seed).factor
     except (DataError, OSError) as exc:

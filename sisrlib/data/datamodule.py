@@ -1,6 +1,6 @@
 """The Lightning data module of every run: Sen2Venµs (real or embedded sites) or WorldStrat-derived pairs.
 
-Splits (spec §2.2, intended behaviour):
+Splits (torchsisr's intended behaviour):
 
 * Sen2Venµs: **test** = every patch of the testing sites (each capped at ``max_patches_per_site``); the
   training sites (capped the same way, seeded subset per site) are concatenated and split at random into

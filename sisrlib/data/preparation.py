@@ -1,5 +1,6 @@
-"""What notebook 01 and ``sisr prepare-data`` do: build or open the embedded sites and describe them (figures,
-distortion table), or check that the real datasets are where the environment variables say.
+"""The data work of notebook 01 and ``sisr prepare-data``: build or open the embedded sites and describe them
+(distortion table; the figures are drawn by :mod:`sisrlib.experiments.data_preparation`), or check that the
+real datasets are where the environment variables say.
 
 Outputs in ``figures_dir`` (embedded mode): ``01_site_layout.jpg``, ``01_mosaic_<dataset>.jpg`` (LR / HR /
 true flow / true radiometric field), ``01_histograms_<dataset>.png`` (LR vs HR per band) and
@@ -9,8 +10,7 @@ radiometric bias and RMSE per band in DN, see :mod:`sisrlib.data.statistics`).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,74 +18,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sisrlib.data.embedded import (
-    REGIMES,
+from sisrlib.atomic import atomic_output, write_text_atomic
+from sisrlib.data.embedded import EmbeddedBuild, build_embedded, read_marker
+from sisrlib.data.embedded_layout import (
     WORLDSTRAT_BLOCKS,
     WORLDSTRAT_HR_GAIN,
     WORLDSTRAT_HR_OFFSET,
-    EmbeddedBuild,
-    PreparationParams,
-    build_embedded,
-    load_scene,
-    read_marker,
     sen2venus_sites,
 )
+from sisrlib.data.embedded_simulation import REGIMES
+from sisrlib.data.preparation_params import PreparationParams
+from sisrlib.data.real_datasets import check_real_datasets
 from sisrlib.data.sample import Sample
-from sisrlib.data.sen2venus import (
-    S2V1_SITES,
-    S2V2_SITES,
-    TESTING_SITES,
-    Sen2VenusSite,
-    available_sites,
-    sen2venus_layout,
-)
+from sisrlib.data.sen2venus import Sen2VenusSite, available_sites, sen2venus_layout
 from sisrlib.data.statistics import TABLE_BANDS, DistortionStats, to_markdown
 from sisrlib.data.worldstrat import WorldStratDataset
-from sisrlib.errors import DataError
+from sisrlib.degradation import PsfKernel
 
 GROUPS: dict[str, tuple[bool, bool]] = {"10m": (True, False), "20m": (False, True)}
-
-
-def real_dataset_problems(variables: Mapping[str, str]) -> list[str]:
-    """Every missing environment variable or path of the real datasets (empty list: all present).
-
-    ``variables``: name → ``"sen2venus"`` (a folder holding the site folders of the s2v1, s2v2 and test lists,
-    each with an ``index.csv``) or ``"worldstrat"`` (a wsx ``index.csv``, or its folder). Checks existence
-    only: it takes well under a second.
-    """
-    problems = []
-    for var, kind in variables.items():
-        value = os.environ.get(var, "")
-        what = (
-            "the folder of the Sen2Venµs v2 site folders"
-            if kind == "sen2venus"
-            else "a WorldStrat-derived index.csv (wsx2/wsx4, Zenodo 14734095)"
-        )
-        if not value:
-            problems.append(f"environment variable {var} is not set (export {var}=/path/to/{kind}: {what})")
-            continue
-        path = Path(value)
-        if kind == "sen2venus":
-            if not path.is_dir():
-                problems.append(f"{var}={value}: no such folder ({what})")
-                continue
-            needed = sorted(set(S2V1_SITES) | set(S2V2_SITES) | set(TESTING_SITES))
-            missing = [s for s in needed if not (path / s / "index.csv").is_file()]
-            if missing:
-                problems.append(f"{var}={value}: missing site folder(s) with an index.csv: {missing}")
-        else:
-            index = path / "index.csv" if path.is_dir() else path
-            if not index.is_file():
-                problems.append(f"{var}={value}: no index.csv at {index} ({what})")
-    return problems
-
-
-def check_real_datasets(variables: Mapping[str, str]) -> dict[str, Path]:
-    """The paths of the real datasets, or a DataError naming every missing variable and path."""
-    problems = real_dataset_problems(variables)
-    if problems:
-        raise DataError("the real datasets are not available:\n  - " + "\n  - ".join(problems))
-    return {var: Path(os.environ[var]) for var in variables}
 
 
 def _evenly(n: int, k: int | None) -> list[int]:
@@ -140,14 +90,17 @@ def embedded_views(out_dir: str | Path, max_patches: int | None = None) -> list[
     return views
 
 
-def distortion_table(views: Sequence[DatasetView], mtf: float | None = None) -> pd.DataFrame:
-    """One row per view: flow norm statistics (LR px) and radiometric bias/RMSE per band (DN)."""
+def distortion_table(
+    views: Sequence[DatasetView], mtf: float | None = None, kernel: PsfKernel = "exact"
+) -> pd.DataFrame:
+    """One row per view: flow norm statistics (LR px) and radiometric bias/RMSE per band (DN). ``mtf`` (None:
+    each view's regime's) and ``kernel``: the simulated LR sensor's, with which the residual is measured."""
     rows = []
     for v in views:
         stats = DistortionStats()
         m = mtf if mtf is not None else REGIMES.get(v.regime, REGIMES["strong"]).mtf
         for s in v.samples:
-            stats.add(s, m, 4, v.target_gain, v.target_offset)
+            stats.add(s, m, 4, v.target_gain, v.target_offset, kernel)
         rows.append(
             {
                 "dataset": v.dataset,
@@ -165,8 +118,9 @@ def write_table(table: pd.DataFrame, folder: str | Path, stem: str) -> tuple[Pat
     f = Path(folder)
     f.mkdir(parents=True, exist_ok=True)
     csv, md = f / f"{stem}.csv", f / f"{stem}.md"
-    table.to_csv(csv, index=False, float_format="%.4f")
-    md.write_text(to_markdown(compact_table(table)), encoding="utf-8")
+    with atomic_output(csv) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.4f")
+    write_text_atomic(md, to_markdown(compact_table(table)))
     return csv, md
 
 
@@ -185,106 +139,40 @@ def compact_table(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def layout_figure() -> Any:
-    """The scene with the embedded Sen2Venµs-like sites and WorldStrat-like blocks."""
-    from sisrlib.plots_data import plot_site_layout
-
-    scene = load_scene()
-    tc = scene.bands_10m[[2, 1, 0], ::2, ::2]
-    lo, hi = (
-        np.percentile(tc, 2, axis=(1, 2), keepdims=True),
-        np.percentile(tc, 98, axis=(1, 2), keepdims=True),
-    )
-    background = np.clip((tc - lo) / (hi - lo), 0, 1)
-    colours = {"train": "yellow", "test": "red", "val": "cyan"}
-    regions = [
-        (f"{s.name} ({s.regime})", s.region, colours[s.role])
-        for s in sen2venus_sites()
-        if "S2V2" not in s.name
-    ]
-    h, w = scene.bands_10m.shape[1:]
-    bh, bw = h // 4 // 2, w // 4 // 2
-    for split, blocks in WORLDSTRAT_BLOCKS.items():
-        for br, bc in blocks:
-            regions.append(
-                (f"ws {split}", (br * bh + 4, (br + 1) * bh - 4, bc * bw + 4, (bc + 1) * bw - 4), "white")
-            )
-    return plot_site_layout(
-        background,
-        20.0,
-        regions,
-        "Embedded sites (yellow: training, red: test; the S2V2 sites cover the S2V1 ground)\n"
-        "white: blocks of the WorldStrat-like split",
-    )
-
-
 @dataclass
 class PreparationResult:
-    """What :func:`prepare` produced."""
+    """What :func:`prepare_data` produced: the build, the distortion table, the files written (the table's;
+    figures are added by :func:`sisrlib.experiments.data_preparation.prepare`), the views the table was
+    computed from, and in real mode the dataset paths."""
 
     build: EmbeddedBuild | None
     table: pd.DataFrame | None
     figures: list[Path] = field(default_factory=list)
     real_paths: dict[str, Path] = field(default_factory=dict)
+    views: list[DatasetView] = field(default_factory=list)
 
 
-def prepare(
-    params: PreparationParams, log: Callable[[str], None] | None = None, figures: bool = True
-) -> PreparationResult:
-    """Run notebook 01's work: build/reuse the embedded sites (or check the real datasets), then write the
-    figures and the distortion table to ``params.figures_dir`` (``figures=False``: the table only)."""
+def prepare_data(params: PreparationParams, log: Callable[[str], None] | None = None) -> PreparationResult:
+    """Notebook 01's data work: build/reuse the embedded sites (or check the real datasets), then write the
+    distortion table to ``params.figures_dir`` (the figures: :mod:`sisrlib.experiments.data_preparation`)."""
     say = log or print
     if params.mode == "real":
         paths = check_real_datasets(params.real_datasets)
         for var, p in paths.items():
             say(f"{var} = {p}")
         return PreparationResult(None, None, real_paths=paths)
-    build = build_embedded(params.out_dir, params.seed, params.profile, params.force, log=say)
+    build = build_embedded(
+        params.out_dir, params.seed, params.profile, params.force, log=say, psf_kernel=params.psf_kernel
+    )
     say(
         f"embedded sites {'built' if build.built else 'already complete (no-op)'} in {build.out_dir} "
         f"({build.seconds:.1f} s)"
     )
     views = embedded_views(build.out_dir, params.max_statistics_patches)
-    table = distortion_table(views)
+    table = distortion_table(views, kernel=params.psf_kernel)
     out = Path(params.figures_dir)
     written = list(write_table(table, out, "01_distortion_statistics"))
-    if figures:
-        written += write_figures(views, out, params.mosaic_patches)
-    return PreparationResult(build, table, written)
-
-
-def write_figures(views: Sequence[DatasetView], folder: str | Path, per_view: int = 2) -> list[Path]:
-    """Layout, mosaics and histograms of the embedded data into ``folder``."""
-    import matplotlib.pyplot as plt
-
-    from sisrlib.plots_data import plot_band_histograms, plot_pair_mosaic
-
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    fig = layout_figure()
-    paths.append(out / "01_site_layout.jpg")
-    fig.savefig(paths[-1], dpi=90, pil_kwargs={"quality": 85})
-    plt.close(fig)
-    for dataset in dict.fromkeys(v.dataset for v in views):
-        parts = [v for v in views if v.dataset == dataset]
-        samples, labels = [], []
-        for v in parts:
-            for s in v.samples[:per_view]:
-                samples.append(s)
-                labels.append(f"{v.label} ({v.regime})")
-        slug = dataset.replace(" ", "").replace("(", "_").replace(")", "")
-        fig = plot_pair_mosaic(samples, labels, f"{dataset}: LR input, HR target, true flow, true radiometry")
-        paths.append(out / f"01_mosaic_{slug}.jpg")
-        fig.savefig(paths[-1], dpi=80, pil_kwargs={"quality": 85})
-        plt.close(fig)
-        all_samples = [s for v in parts for s in v.samples]
-        unit = "other units (SPOT-like)" if dataset.startswith("worldstrat") else "DN"
-        fig = plot_band_histograms(all_samples, f"{dataset}: LR vs HR values per band", unit)
-        paths.append(out / f"01_histograms_{slug}.png")
-        fig.savefig(paths[-1], dpi=90)
-        plt.close(fig)
-    return paths
+    return PreparationResult(build, table, written, views=views)
 
 
 def marker_summary(out_dir: str | Path) -> dict[str, Any]:

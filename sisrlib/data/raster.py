@@ -16,6 +16,7 @@ inputs give the same archive, byte for byte.
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 import zipfile
 import zlib
@@ -29,6 +30,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.transform import Affine
 
+from sisrlib.atomic import atomic_output, write_bytes_atomic
 from sisrlib.bands import NODATA_DN
 from sisrlib.errors import DataError
 
@@ -111,8 +113,6 @@ def decode_simple_tiff(data: bytes) -> np.ndarray | None:
     then reads the file with GDAL. The patches written by :func:`geotiff_bytes` (and GDAL's default
     uncompressed GeoTIFFs) take this path, which skips GDAL's dataset opening (about 1 ms per file).
     """
-    import struct
-
     if len(data) < 16 or data[:4] != b"II*\0":
         return None
     try:
@@ -299,8 +299,6 @@ def geotiff_bytes(
     EPSG ``crs``: about a hundred times faster than going through GDAL for small patches, and the bytes depend
     only on the arguments. Tests read the result back with rasterio.
     """
-    import struct
-
     if array.ndim != 3:
         raise ValueError(f"expected a [bands, rows, cols] array, got shape {array.shape}")
     data = np.ascontiguousarray(array)
@@ -374,8 +372,11 @@ def geotiff_bytes(
 
 def write_zip(path: str | Path, members: Mapping[str, bytes]) -> None:
     """Write a zip archive of ``members`` (name → bytes), stored (not compressed: the fastest to read
-    patch by patch), sorted by name, with fixed timestamps and attributes."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
+    patch by patch), sorted by name, with fixed timestamps and attributes; atomically (temporary name)."""
+    with (
+        atomic_output(path) as tmp,
+        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z,
+    ):
         for name in sorted(members):
             info = zipfile.ZipInfo(name, date_time=ZIP_DATE_TIME)
             info.compress_type = zipfile.ZIP_STORED
@@ -391,5 +392,6 @@ def write_geotiff(
     crs: Any = None,
     nodata: float | None = None,
 ) -> None:
-    """Write ``array`` ``[bands, rows, cols]`` as a GeoTIFF file (same encoding as :func:`geotiff_bytes`)."""
-    Path(path).write_bytes(geotiff_bytes(array, transform, crs, nodata))
+    """Write ``array`` ``[bands, rows, cols]`` as a GeoTIFF file (same encoding as :func:`geotiff_bytes`),
+    atomically (temporary name)."""
+    write_bytes_atomic(path, geotiff_bytes(array, transform, crs, nodata))

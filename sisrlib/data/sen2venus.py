@@ -1,5 +1,5 @@
-"""Sen2Venµs v2 reader (spec §2.1–2.2): one folder per site, a tab-separated ``index.csv`` whose cells are
-paths relative to the site folder that go through a zip archive (``/vsizip/<site folder>/<cell>``).
+"""Sen2Venµs v2 reader (as torchsisr reads it): one folder per site, a tab-separated ``index.csv`` whose
+cells are paths relative to the site folder that go through a zip archive (``/vsizip/<site folder>/<cell>``).
 
 Loading configurations (:func:`sen2venus_layout`), values in DN (reflectance × 10000) as float32:
 
@@ -41,13 +41,13 @@ from sisrlib.data.raster import RasterReader, check_patch, vsizip_path
 from sisrlib.data.sample import Sample
 from sisrlib.errors import DataError
 
-#: The 20 training sites of the "s2v1" experiments (and of the full EVOLAND data module), spec §2.2.
+#: The 20 training sites of the "s2v1" experiments (and of the full EVOLAND data module), as in torchsisr.
 S2V1_SITES: tuple[str, ...] = (
     "ARM", "BAMBENW2", "BENGA", "ESGISB-2", "ESGISB-1", "ESGISB-3", "ESTUAMAR", "FR-BIL", "FR-LAM", "ALSACE",
     "KUDALIAR", "LERIDA-1", "NARYN", "SO1", "SUDOUE-2", "SUDOUE-3", "SUDOUE-4", "SUDOUE-6", "JAM2018",
     "SUDOUE-5",
 )  # fmt: skip
-#: The 8 training sites of the "s2v2" experiments (low viewing angles, spec §2.2).
+#: The 8 training sites of the "s2v2" experiments (low viewing angles), as in torchsisr.
 S2V2_SITES: tuple[str, ...] = ("K34-AMAZ", "ATTO", "BAMBENW2", "FR-LQ1", "ANJI", "ARM", "ALSACE", "ESGISB-2")
 #: Test sites of the paper's s2v1/s2v2 experiments.
 TESTING_SITES: tuple[str, ...] = ("ES-IC3XG", "MAD-AMBO")

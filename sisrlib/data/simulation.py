@@ -11,19 +11,21 @@ replace the convolution; the result equals ``mtf_downscale`` to rounding (a test
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
-from sisrlib.degradation import psf_sigma
+from sisrlib.degradation import PsfKernel, psf_half_width, psf_sigma
 
 
-def gaussian_taps(factor: float, mtf: float, half_width: int | None = None) -> torch.Tensor:
-    """The 1-D factor (float64, sum 1) of :func:`sisrlib.degradation.psf_kernel` ``(factor, mtf, 1, hw)``."""
+def gaussian_taps(
+    factor: float, mtf: float, half_width: int | None = None, kernel: PsfKernel = "exact"
+) -> torch.Tensor:
+    """The 1-D factor (float64, sum 1) of :func:`sisrlib.degradation.psf_kernel`
+    ``(factor, mtf, 1, half_width, kernel=kernel)``."""
     sigma = psf_sigma(factor, mtf, 1.0)
-    hw = max(1, math.ceil(4.0 * sigma)) if half_width is None else half_width
+    hw = psf_half_width(sigma, kernel, half_width)
     coords = torch.arange(-hw, hw + 1, dtype=torch.float64)
     g = torch.exp(-0.5 * (coords / sigma) ** 2)
     return g / g.sum()
@@ -31,10 +33,10 @@ def gaussian_taps(factor: float, mtf: float, half_width: int | None = None) -> t
 
 @lru_cache(maxsize=64)
 def _axis_operator(
-    n: int, out: int, factor: float, mtf: float, half_width: int | None, mode: str
+    n: int, out: int, factor: float, mtf: float, half_width: int | None, mode: str, kernel: PsfKernel
 ) -> torch.Tensor:
     """``[out, n]`` float64 matrix: pad (``mode``), blur with the taps, bicubic-resample ``n → out``."""
-    taps = gaussian_taps(factor, mtf, half_width)
+    taps = gaussian_taps(factor, mtf, half_width, kernel)
     hw = taps.numel() // 2
     eye = torch.eye(n, dtype=torch.float64)
     # padding of a 1-D signal, applied to the identity: [n, n + 2hw]
@@ -49,14 +51,18 @@ def _axis_operator(
 
 
 def separable_mtf_downscale(
-    x: torch.Tensor, factor: float, mtf: float, half_width: int | None = None
+    x: torch.Tensor,
+    factor: float,
+    mtf: float,
+    half_width: int | None = None,
+    kernel: PsfKernel = "exact",
 ) -> torch.Tensor:
-    """:func:`sisrlib.degradation.mtf_downscale` (bicubic mode, reflect padding) as two matrix products.
-    ``[B, C, H, W]`` → ``[B, C, ⌊H/f⌋, ⌊W/f⌋]``, same unit and dtype."""
+    """:func:`sisrlib.degradation.mtf_downscale` (bicubic mode, reflect padding, same ``kernel``) as two
+    matrix products. ``[B, C, H, W]`` → ``[B, C, ⌊H/f⌋, ⌊W/f⌋]``, same unit and dtype."""
     h, w = x.shape[-2:]
     out_h, out_w = int(h // factor), int(w // factor)
-    hw = gaussian_taps(factor, mtf, half_width).numel() // 2
+    hw = gaussian_taps(factor, mtf, half_width, kernel).numel() // 2
     mode = "reflect" if min(h, w) > hw else "replicate"
-    m_h = _axis_operator(h, out_h, float(factor), float(mtf), half_width, mode).to(x.dtype)
-    m_w = _axis_operator(w, out_w, float(factor), float(mtf), half_width, mode).to(x.dtype)
+    m_h = _axis_operator(h, out_h, float(factor), float(mtf), half_width, mode, kernel).to(x.dtype)
+    m_w = _axis_operator(w, out_w, float(factor), float(mtf), half_width, mode, kernel).to(x.dtype)
     return m_h @ x @ m_w.T

@@ -4,8 +4,7 @@ For every pair with a ``true_flow``: the geometric distortion is the per-pixel n
 the radiometric distortion is measured with the true flow as ``r = inputs − warp(simulate_lr(target_DN),
 true_flow)`` (DN, per band; it holds the radiometric field and the LR noise), away from a border of ``border``
 LR pixels. ``target_DN`` is the target itself for Sen2Venµs-like sites and the target brought back from its
-own units for WorldStrat-like ones. This is the truth-aware version of the reference's dataset analysis (spec
-§6.8).
+own units for WorldStrat-like ones. This is the truth-aware version of torchsisr's dataset analysis.
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ import torch
 
 from sisrlib.data.sample import Sample
 from sisrlib.data.simulation import separable_mtf_downscale
-from sisrlib.registration.flow import flow_norm, warp
+from sisrlib.degradation import PsfKernel
+from sisrlib.flow import flow_norm, warp
 
 #: Bands reported in the statistics table, in this order.
 TABLE_BANDS: tuple[str, ...] = ("B2", "B3", "B4", "B8", "B5", "B6", "B7", "B8A")
@@ -45,6 +45,7 @@ class DistortionStats:
         border: int = 4,
         target_gain: Sequence[float] | None = None,
         target_offset: Sequence[float] | None = None,
+        kernel: PsfKernel = "exact",
     ) -> None:
         if sample.true_flow is None:
             raise ValueError(f"sample {sample.id!r} has no true flow: distortion statistics need the truth")
@@ -65,7 +66,7 @@ class DistortionStats:
         common = [band for band in sample.target_bands if band in sample.input_bands]
         t_idx = [sample.target_bands.index(x) for x in common]
         i_idx = [sample.input_bands.index(x) for x in common]
-        sim = separable_mtf_downscale(target[t_idx][None], factor, mtf)
+        sim = separable_mtf_downscale(target[t_idx][None], factor, mtf, kernel=kernel)
         residual = (sample.inputs.double()[i_idx][None] - warp(sim, flow))[0]
         if b:
             residual = residual[:, b:-b, b:-b]
@@ -98,11 +99,13 @@ def distortion_statistics(
     border: int = 4,
     target_gain: Sequence[float] | None = None,
     target_offset: Sequence[float] | None = None,
+    kernel: PsfKernel = "exact",
 ) -> dict[str, float | int]:
-    """The statistics row of a set of samples (see the module docstring)."""
+    """The statistics row of a set of samples (see the module docstring); ``kernel``: the PSF of the LR
+    simulation of the target (that of the data's simulated sensor)."""
     stats = DistortionStats()
     for s in samples:
-        stats.add(s, mtf, border, target_gain, target_offset)
+        stats.add(s, mtf, border, target_gain, target_offset, kernel)
     return stats.row()
 
 

@@ -1,4 +1,4 @@
-"""WorldStrat-derived wsx4 / wsx2 datasets (spec §2.3): the reader, and the builder from the original data.
+"""WorldStrat-derived wsx4 / wsx2 datasets (torchsisr's): the reader, and the builder from the original data.
 
 **Derived format** (what the reader reads, what the builder writes): a folder with a tab-separated
 ``index.csv`` holding the split columns of WorldStrat (notably ``split`` = train/val/test), ``hr_img`` and
@@ -52,11 +52,13 @@ import yaml
 from rasterio.transform import Affine
 from torch.utils.data import Dataset
 
+from sisrlib.atomic import atomic_output, write_text_atomic
 from sisrlib.bands import BANDS_10M
 from sisrlib.data.indexes import check_unique_cells
 from sisrlib.data.raster import RasterReader, check_patch, write_geotiff
 from sisrlib.data.sample import Sample
 from sisrlib.data.simulation import separable_mtf_downscale
+from sisrlib.degradation import PSF_KERNELS, PsfKernel
 from sisrlib.errors import DataError
 
 WORLDSTRAT_BANDS: tuple[str, ...] = BANDS_10M
@@ -218,12 +220,15 @@ class WorldStratDataset(Dataset[Sample]):
 # ------------------------------------------------------------------------------------------------------------
 
 
-def worldstrat_correlation(lr: torch.Tensor, hr: torch.Tensor, factor: float, mtf: float = 0.1) -> float:
+def worldstrat_correlation(
+    lr: torch.Tensor, hr: torch.Tensor, factor: float, mtf: float = 0.1, kernel: PsfKernel = "exact"
+) -> float:
     """|Pearson r| between the band mean of ``lr`` ``[C, h, w]`` and the band mean of ``hr`` ``[C, H, W]``
-    brought to the LR grid by ``mtf_downscale(·, factor, mtf)`` (the reference's pair-quality score; computed
-    in float64 with the equivalent :func:`~sisrlib.data.simulation.separable_mtf_downscale`)."""
+    brought to the LR grid by ``mtf_downscale(·, factor, mtf, kernel=kernel)`` (the reference's pair-quality
+    score, whose kernel is ``"reference"``; computed in float64 with the equivalent
+    :func:`~sisrlib.data.simulation.separable_mtf_downscale`)."""
     lr_mean = lr.double().mean(0).flatten()
-    hr_low = separable_mtf_downscale(hr.double()[None], factor, mtf)[0].mean(0)
+    hr_low = separable_mtf_downscale(hr.double()[None], factor, mtf, kernel=kernel)[0].mean(0)
     hr_low = hr_low[: lr.shape[-2], : lr.shape[-1]].flatten()
     if hr_low.numel() != lr_mean.numel():
         raise DataError(f"correlation: HR {tuple(hr.shape)} ↓{factor:g} does not match LR {tuple(lr.shape)}")
@@ -282,12 +287,15 @@ def build_worldstrat_dataset(
     hr_mtf: float = 0.1,
     psf_half_width: int | None = None,
     tiles: Sequence[str] | None = None,
+    psf_kernel: PsfKernel = "exact",
 ) -> WorldStratBuildReport:
     """Derive wsx4 (``factor=4``, HR 2.5 m) or wsx2 (``factor=2``, HR 5 m) from the original WorldStrat.
 
-    See the module docstring for the layouts and the recipe. ``psf_half_width``: the reference used a 7×7 PSF
-    (``3``); the default ⌈4σ⌉ samples the Gaussian without truncation. ``tiles`` restricts the build to some
-    tiles. Writes ``<out_dir>/<tile>_lr.tif``, ``<tile>_hr.tif`` and ``index.csv``; returns a report.
+    See the module docstring for the layouts and the recipe. ``psf_kernel``: the PSF of the HR downscaling and
+    of the correlation score, ``exact`` (half-width ⌈4σ⌉, the Gaussian without truncation) or ``reference``
+    (torchsisr's 7×7 kernel, what the published wsx sets used); ``psf_half_width`` overrides the half-width
+    of ``exact``. ``tiles`` restricts the build to some tiles. Writes ``<out_dir>/<tile>_lr.tif``,
+    ``<tile>_hr.tif`` and ``index.csv``; returns a report.
     """
     if factor not in (2, 4):
         raise DataError(f"factor must be 2 or 4, got {factor}")
@@ -346,9 +354,9 @@ def build_worldstrat_dataset(
         if ps.shape[0] < 4:
             report.skipped[tile] = f"HR image has {ps.shape[0]} bands, expected 4 (R G B NIR)"
             continue
-        hr_full = separable_mtf_downscale(ps[None], hr_res / hr_source_resolution_m, hr_mtf, psf_half_width)[
-            0
-        ]
+        hr_full = separable_mtf_downscale(
+            ps[None], hr_res / hr_source_resolution_m, hr_mtf, psf_half_width, kernel=psf_kernel
+        )[0]
         if min(hr_full.shape[1:]) < hr_offset + hr_size:
             report.skipped[tile] = f"HR image {tuple(ps.shape)} too small for the crop"
             continue
@@ -356,7 +364,7 @@ def build_worldstrat_dataset(
         hr_i16 = np.clip(np.rint(hr.numpy()), -32768, 32767).astype(np.int16)
         lr_i16 = np.clip(lr, -32768, 32767).astype(np.int16)
         corr = worldstrat_correlation(
-            torch.from_numpy(lr_i16.astype(np.float64)), torch.from_numpy(hr_i16), factor
+            torch.from_numpy(lr_i16.astype(np.float64)), torch.from_numpy(hr_i16), factor, kernel=psf_kernel
         )
         write_geotiff(out / f"{tile}_lr.tif", lr_i16, Affine(LR_RESOLUTION_M, 0, 0, 0, -LR_RESOLUTION_M, 0))
         write_geotiff(out / f"{tile}_hr.tif", hr_i16, Affine(hr_res, 0, 0, 0, -hr_res, 0))
@@ -371,12 +379,13 @@ def build_worldstrat_dataset(
         records.append(record)
     if not records:
         raise DataError(f"original WorldStrat {root}: no tile could be used; skipped: {report.skipped}")
-    pd.DataFrame.from_records(records).to_csv(report.index_path, sep="\t", index=False)
     report.pairs = len(records)
-    (out / "build_report.json").write_text(
+    write_text_atomic(
+        out / "build_report.json",
         json.dumps({"factor": factor, "pairs": report.pairs, "skipped": report.skipped}, indent=1),
-        encoding="utf-8",
     )
+    with atomic_output(report.index_path) as tmp:
+        pd.DataFrame.from_records(records).to_csv(tmp, sep="\t", index=False)
     return report
 
 
@@ -389,9 +398,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--max-delta", type=float, default=5.0, help="maximum |days| between S2 and SPOT (default 5)"
     )
+    p.add_argument(
+        "--psf-kernel",
+        choices=PSF_KERNELS,
+        default="exact",
+        help="PSF of the HR downscaling: exact (default, half-width 4 sigma) or reference (torchsisr's 7x7)",
+    )
     args = p.parse_args(argv)
     try:
-        report = build_worldstrat_dataset(args.original_root, args.out_dir, args.factor, args.max_delta)
+        report = build_worldstrat_dataset(
+            args.original_root, args.out_dir, args.factor, args.max_delta, psf_kernel=args.psf_kernel
+        )
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

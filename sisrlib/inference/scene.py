@@ -14,9 +14,9 @@ from pathlib import Path
 import rasterio
 from rasterio.windows import Window
 
+from sisrlib.atomic import atomic_output
 from sisrlib.bands import BAND_RESOLUTION_M, BANDS_10M, validate_bands
-from sisrlib.data.embedded import scene_folder
-from sisrlib.inference.engine import atomic_output
+from sisrlib.data.embedded_scene import scene_folder
 
 
 def scene_dir() -> Path:

@@ -33,16 +33,19 @@ def integer_factor(factor: float) -> int:
     return round(factor)
 
 
-def parse_tile_size(value: object) -> int:
-    """A tile size in output pixels: a positive integer (``"512"`` or ``512``)."""
+def parse_tile_size(value: object) -> int | None:
+    """A tile size in output pixels: a positive integer (``"512"`` or ``512``), or None for ``"auto"`` (chosen
+    from the model's margin and the memory bound: :func:`sisrlib.inference.memory.auto_tile_size`)."""
     text = str(value).strip()
+    if text.lower() == "auto":
+        return None
     try:
         size = int(text)
     except ValueError:
         size = -1
     if size < 1 or isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise ValueError(
-            f"--tile-size {value!r}: expected a positive whole number of output pixels (e.g. 512)"
+            f"--tile-size {value!r}: expected a positive whole number of output pixels (e.g. 512) or auto"
         )
     return size
 

@@ -7,7 +7,6 @@
 from sisrlib.interop.torchsisr import (
     ImportedGenerator,
     ImportedRegistration,
-    export_imported_generator,
     import_generator,
     import_registration,
     imported_dn_model,
@@ -17,7 +16,6 @@ from sisrlib.interop.torchsisr import (
 __all__ = [
     "ImportedGenerator",
     "ImportedRegistration",
-    "export_imported_generator",
     "import_generator",
     "import_registration",
     "imported_dn_model",

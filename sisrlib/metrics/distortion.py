@@ -1,6 +1,6 @@
 """Geometric and radiometric distortion between an HR image (prediction or target) and the real LR input.
 
-* **Geometric** (spec §4.5, test-time flow metrics): the HR image is downscaled to the LR grid
+* **Geometric** (torchsisr's test-time flow metrics): the HR image is downscaled to the LR grid
   (``mtf_downscale``, factor ``f``, MTF 0.3 by default), and a flow estimator ``R(left, right)`` (the frozen
   registration network, or any callable with the same contract) gives the flow such that ``warp(left, flow)``
   matches ``right``, on one band (the registration channel). The mean and standard deviation of the per-pixel
@@ -28,9 +28,9 @@ from typing import Protocol
 
 import torch
 
-from sisrlib.degradation import depthwise_filter, mtf_downscale, psf_kernel, upsample
+from sisrlib.degradation import PsfKernel, depthwise_filter, mtf_downscale, psf_kernel, upsample
+from sisrlib.flow import flow_norm, warp
 from sisrlib.metrics.pixel import crop
-from sisrlib.registration.flow import flow_norm, warp
 
 __all__ = [
     "CalibrationReading",
@@ -47,7 +47,7 @@ __all__ = [
 
 class FlowEstimator(Protocol):
     """A dense flow estimator: ``(left [B, H, W], right [B, H, W]) -> flow [B, 2, H, W]`` (pixels) such that
-    ``warp(left, flow)`` matches ``right`` (e.g. ``sisrlib.training.checkpoint.load_registration(path)``)."""
+    ``warp(left, flow)`` matches ``right`` (e.g. ``sisrlib.checkpoint.load_registration(path)``)."""
 
     def __call__(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor: ...
 
@@ -91,9 +91,11 @@ def estimate_flow(
     channel: int,
     input_channel: int | None = None,
     mtf: float | None = 0.3,
+    kernel: PsfKernel = "exact",
 ) -> torch.Tensor:
-    """Flow ``[B, 2, h, w]`` (LR px) from the downscaled HR ``image`` band ``channel`` to the LR input band
-    ``input_channel`` (default: the same index), i.e. ``warp(image↓, flow) ≈ lr_input``."""
+    """Flow ``[B, 2, h, w]`` (LR px) from the downscaled HR ``image`` band ``channel`` (PSF ``kernel``, see
+    ``sisrlib.degradation``) to the LR input band ``input_channel`` (default: the same index), i.e.
+    ``warp(image↓, flow) ≈ lr_input``."""
     _check_lr_pair(image, lr_input, factor)
     input_channel = channel if input_channel is None else input_channel
     for name, t, ch in (("image", image, channel), ("LR input", lr_input, input_channel)):
@@ -101,7 +103,7 @@ def estimate_flow(
             raise ValueError(
                 f"registration channel {ch} is out of range for the {name} with {t.shape[1]} bands"
             )
-    down = mtf_downscale(image[:, channel : channel + 1], factor, mtf)
+    down = mtf_downscale(image[:, channel : channel + 1], factor, mtf, kernel=kernel)
     with torch.no_grad():
         flow = estimator(down[:, 0], lr_input[:, input_channel])
     if flow.dim() != 4 or flow.shape[1] != 2 or flow.shape[-2:] != lr_input.shape[-2:]:

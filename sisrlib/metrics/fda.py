@@ -1,4 +1,4 @@
-"""Frequency Domain Analysis (FDA): radial FFT amplitude profiles and the FRR / FRO / FRU metrics (spec §6).
+"""Frequency Domain Analysis (FDA): radial FFT amplitude profiles and the FRR / FRO / FRU metrics (torchsisr).
 
 Units and conventions
 ---------------------
@@ -222,7 +222,7 @@ def frr(
     fmin: float = 0.0,
     fmax: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Frequency Restoration Ratio (spec §6.2) from dB profiles ``[..., R]`` (``to_db`` output).
+    """Frequency Restoration Ratio (torchsisr) from dB profiles ``[..., R]`` (``to_db`` output).
 
     Over rings ``[i0, i1)`` with ``i0 = ⌊fmin·R⌋`` (1 if 0) and ``i1 = ⌊fmax·(R − 1)⌋`` and ``m = min(T, I)``:
     ``PRR = |(ΣT − Σm)/Σm|``, ``ARR = |(Σmax(min(P, T), m) − Σm)/Σm|``, ``FRR = 100·ARR/PRR``. Returns ``(FRR,
@@ -247,7 +247,7 @@ def fro_fru(
     input_db: torch.Tensor,
     reference_sign: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frequency Restoration Over- and Under-shoot (spec §6.3), over rings ≥ 1 of dB profiles ``[..., R]``.
+    """Frequency Restoration Over- and Under-shoot (torchsisr), over rings ≥ 1 of dB profiles ``[..., R]``.
 
     ``FRO = 100·(Σmax(P, T) − ΣT)/|ΣT|``: how far the prediction's spectrum goes above the target's (0 if it
     never exceeds it); ``FRU = 100·Σ(I − min(P, I))/|ΣI|``: how far it falls below the input's (0 if it never
@@ -268,7 +268,7 @@ def fro_fru(
 
 
 def fda_noise(pred_db: torch.Tensor, target_db: torch.Tensor, input_db: torch.Tensor) -> torch.Tensor:
-    """Experimental FDA noise indicator (spec §6.4): ``clip(FRR[0.8, 1.0] − FRR[0.6, 0.8], min=0)``,
+    """Experimental FDA noise indicator (torchsisr): ``clip(FRR[0.8, 1.0] − FRR[0.6, 0.8], min=0)``,
     ``[...]``."""
     high, _, _ = frr(pred_db, target_db, input_db, 0.8, 1.0)
     mid, _, _ = frr(pred_db, target_db, input_db, 0.6, 0.8)

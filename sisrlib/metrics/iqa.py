@@ -1,6 +1,6 @@
 """Full-reference image-quality metrics written from their published definitions: GMSD, MS-GMSD, HaarPSI.
 
-They need only torch (no piq, no torchvision) and are used by the metrics sensitivity benchmark (spec §6.7).
+They need only torch (no piq, no torchvision) and are used by the metrics sensitivity benchmark.
 
 Every function takes a prediction and a reference of the same shape ``[N, C, H, W]`` with values in
 ``[0, data_range]`` (reflectance in [0, 1] in the benchmark, ``data_range = 1``), ``C = 1`` (grayscale) or

@@ -45,8 +45,8 @@ from collections.abc import Sequence
 import torch
 
 from sisrlib.degradation import mtf_downscale, upsample
+from sisrlib.flow import flow_norm, upsample_flow, warp
 from sisrlib.metrics.pixel import crop
-from sisrlib.registration.flow import flow_norm, upsample_flow, warp
 
 __all__ = ["DEFAULT_FRACTIONS", "KeptDistortion", "oracle_target", "radiometric_decomposition"]
 

@@ -1,4 +1,4 @@
-"""Per-band pixel metrics of a super-resolved prediction (spec §5.2 metric wrappers).
+"""Per-band pixel metrics of a super-resolved prediction (torchsisr's per-band metric wrappers).
 
 Every function takes batched ``[B, C, H, W]`` tensors in the same radiometric unit (reflectance in the
 evaluation), compares band ``c`` of the prediction with band ``c`` of the reference, ignores ``margin`` pixels
@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from sisrlib.degradation import high_pass, mtf_downscale, upsample
+from sisrlib.degradation import PsfKernel, high_pass, mtf_downscale, upsample
 
 __all__ = [
     "band_columns",
@@ -145,19 +145,21 @@ def lr_fidelity(
     factor: float,
     mtf: float | None = 0.1,
     margin: int = 0,
+    kernel: PsfKernel = "exact",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Agreement of the prediction with the LR input it came from, per band.
 
     ``pred`` ``[B, C, H, W]`` (HR grid), ``lr_input`` ``[B, C, H/f, W/f]`` (same bands, same unit). The
     prediction is downscaled by ``factor`` with ``mtf_downscale`` (``mtf`` at the LR Nyquist; ``None``: block
-    average), then both are cropped by ``margin`` output px (rounded up to a multiple of ``factor``). Returns
-    ``(rmse [C], bias [C])``, ``bias = mean(pred↓ − input)``, in the unit of the inputs.
+    average; ``kernel``: the PSF's support, ``"reference"`` = torchsisr's 7 × 7), then both are cropped by
+    ``margin`` output px (rounded up to a multiple of ``factor``). Returns ``(rmse [C], bias [C])``,
+    ``bias = mean(pred↓ − input)``, in the unit of the inputs.
     """
     if pred.dim() != 4 or lr_input.dim() != 4:
         raise ValueError(
             f"expected [B, C, H, W] tensors, got {tuple(pred.shape)} and {tuple(lr_input.shape)}"
         )
-    down = mtf_downscale(pred, factor, mtf)
+    down = mtf_downscale(pred, factor, mtf, kernel=kernel)
     if down.shape != lr_input.shape:
         raise ValueError(
             f"the prediction {tuple(pred.shape)} downscaled by {factor} is {tuple(down.shape)}, which "
@@ -194,7 +196,7 @@ def _hf_power(x: torch.Tensor, support: float) -> torch.Tensor:
 def hf_power_variation(
     pred: torch.Tensor, reference: torch.Tensor, support: float = 0.5, margin: int = 0
 ) -> torch.Tensor:
-    """High-frequency power variation per band ``[C]`` in percent (FFTHFPowerVariation, spec §5.2).
+    """High-frequency power variation per band ``[C]`` in percent (torchsisr's FFTHFPowerVariation).
 
     HF power = sum of ``|FFT|/(H·W)`` outside the central square of half-width ``N/⌈2/support⌉`` bins (with
     ``support = 0.5``: frequencies above half the Nyquist frequency), summed over the batch and divided by the
@@ -227,6 +229,18 @@ def tv_variation(pred: torch.Tensor, reference: torch.Tensor, margin: int = 0) -
     tp = _total_variation(crop(pred, margin)).mean(dim=0)
     tr = _total_variation(crop(reference, margin)).mean(dim=0)
     return 100.0 * (tp - tr) / tr
+
+
+def tv_variation_reference(pred: torch.Tensor, reference: torch.Tensor, margin: int = 0) -> torch.Tensor:
+    """torchsisr's TV variation per band ``[C]`` (PerBandTVVariation, absolute form): with TV the anisotropic
+    total variation of each image summed over the batch (torchmetrics' ``TotalVariation``, reduction
+    ``sum``), ``|TV_pred − TV_ref| / TV_ref`` divided by the batch size ``B`` (a ratio, not a percentage;
+    ≥ 0; ``B`` times smaller than the per-patch ratio on a batch of ``B`` identical ratios)."""
+    _check_pair(pred, reference)
+    _check_finite(pred, reference)
+    tp = _total_variation(crop(pred, margin)).sum(dim=0)
+    tr = _total_variation(crop(reference, margin)).sum(dim=0)
+    return (tp - tr).abs() / tr / pred.shape[0]
 
 
 def band_columns(metric: str, bands: Sequence[str]) -> list[str]:

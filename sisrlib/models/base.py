@@ -14,27 +14,43 @@ class SRModel(nn.Module, abc.ABC):
     Works in standardised units (the caller standardises inputs and un-standardises outputs).
     ``margin`` is the number of **output** pixels on every side of a prediction that depend on the
     padding of the input (its receptive field): they are cropped before losses, metrics and tiling.
+    ``factor``, ``in_bands`` and ``out_bands`` are given once, to this base's constructor.
     """
 
+    def __init__(self, in_bands: int, out_bands: int, factor: float) -> None:
+        """Store the interface every network reports: ``in_bands`` input channels, ``out_bands`` output
+        channels, upsampling ``factor`` (output pixel size = input pixel size / factor)."""
+        name = type(self).__name__
+        if isinstance(in_bands, bool) or int(in_bands) != in_bands or in_bands < 1:
+            raise ValueError(f"{name}: in_bands must be an integer >= 1, got {in_bands}")
+        if isinstance(out_bands, bool) or int(out_bands) != out_bands or out_bands < 1:
+            raise ValueError(f"{name}: out_bands must be an integer >= 1, got {out_bands}")
+        if not factor > 0:
+            raise ValueError(f"{name}: factor must be > 0, got {factor}")
+        super().__init__()
+        self._in_bands = int(in_bands)
+        self._out_bands = int(out_bands)
+        self._factor = float(factor)
+
     @property
-    @abc.abstractmethod
     def factor(self) -> float:
         """Upsampling factor (output pixel size = input pixel size / factor)."""
+        return self._factor
+
+    @property
+    def in_bands(self) -> int:
+        """Number of input channels."""
+        return self._in_bands
+
+    @property
+    def out_bands(self) -> int:
+        """Number of output channels."""
+        return self._out_bands
 
     @property
     @abc.abstractmethod
     def margin(self) -> int:
         """Prediction margin, in output pixels."""
-
-    @property
-    @abc.abstractmethod
-    def in_bands(self) -> int:
-        """Number of input channels."""
-
-    @property
-    @abc.abstractmethod
-    def out_bands(self) -> int:
-        """Number of output channels."""
 
     @property
     def receptive_field(self) -> int:

@@ -1,12 +1,12 @@
-"""Bicubic interpolation as an ``SRModel``: the floor baseline and the default 20 m → 10 m branch (§3.3)."""
+"""Bicubic interpolation as an ``SRModel``: the floor baseline and the default 20 m → 10 m branch."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from sisrlib.degradation import bicubic_resample_margin
 from sisrlib.models.base import SRModel
-from sisrlib.models.geometry import bicubic_resample_margin
 
 
 class BicubicInterpolation(SRModel):
@@ -18,17 +18,11 @@ class BicubicInterpolation(SRModel):
     """
 
     def __init__(self, bands: int, factor: float = 2.0) -> None:
-        super().__init__()
         if bands < 1:
             raise ValueError(f"BicubicInterpolation: bands must be >= 1, got {bands}")
         if not factor > 0:
             raise ValueError(f"BicubicInterpolation: factor must be > 0, got {factor}")
-        self._bands = int(bands)
-        self._factor = float(factor)
-
-    @property
-    def factor(self) -> float:
-        return self._factor
+        super().__init__(bands, bands, factor)
 
     @property
     def margin(self) -> int:
@@ -37,14 +31,6 @@ class BicubicInterpolation(SRModel):
     @property
     def receptive_field(self) -> int:
         return bicubic_resample_margin(0, self._factor)
-
-    @property
-    def in_bands(self) -> int:
-        return self._bands
-
-    @property
-    def out_bands(self) -> int:
-        return self._bands
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, bands, h, w]`` → ``[B, bands, h·factor, w·factor]`` (same unit)."""

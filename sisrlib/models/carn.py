@@ -1,4 +1,4 @@
-"""CARN-style network of the EVOLAND model (spec §3.1), with an additive cascade.
+"""CARN-style network of the EVOLAND model (torchsisr), with an additive cascade.
 
 F = ``features_per_factor``·r² features, r = 2·⌈factor/2⌉. Blocks:
 
@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sisrlib.degradation import bicubic_resample_margin
 from sisrlib.models.base import SRModel
-from sisrlib.models.geometry import bicubic_resample_margin, even_factor, resample_to_factor
+from sisrlib.models.geometry import even_factor, resample_to_factor
 
 
 def _conv_params(in_channels: int, out_channels: int, kernel_size: int, groups: int = 1) -> int:
@@ -143,15 +144,12 @@ class CARN(SRModel):
         kernel_size: int = 3,
         negative_slope: float = 0.2,
     ) -> None:
-        super().__init__()
         if in_bands < 1 or features_per_factor < 1 or n_cascading < 1:
             raise ValueError(
                 f"CARN: in_bands, features_per_factor and n_cascading must be >= 1, got {in_bands}, "
                 f"{features_per_factor}, {n_cascading}"
             )
-        self._in_bands = int(in_bands)
-        self._out_bands = int(in_bands if out_bands is None else out_bands)
-        self._factor = float(factor)
+        super().__init__(in_bands, in_bands if out_bands is None else out_bands, factor)
         self.rounded_factor = even_factor(self._factor)
         self.features_per_factor = int(features_per_factor)
         self.features = self.features_per_factor * self.rounded_factor**2
@@ -181,18 +179,6 @@ class CARN(SRModel):
         )
 
     @property
-    def factor(self) -> float:
-        return self._factor
-
-    @property
-    def in_bands(self) -> int:
-        return self._in_bands
-
-    @property
-    def out_bands(self) -> int:
-        return self._out_bands
-
-    @property
     def margin(self) -> int:
         """Spec formula ((2·n_eres·n_casc + 2)·factor + 1)·⌊k/2⌋ (output px); 41 for the EVOLAND model."""
         unit = self.kernel_size // 2
@@ -216,7 +202,7 @@ class CARN(SRModel):
         return resample_to_factor(y, self.rounded_factor, self._factor)
 
     def nb_params(self) -> int:
-        """Analytic parameter count (spec §3.1), equal to ``sum(p.numel() for p in parameters())``."""
+        """Analytic parameter count (torchsisr), equal to ``sum(p.numel() for p in parameters())``."""
         f, k = self.features, self.kernel_size
         block = self.cascading_blocks[0]
         assert isinstance(block, CascadingBlock)

@@ -1,4 +1,4 @@
-"""Discriminators of the adversarial term (spec §3.4).
+"""Discriminators of the adversarial term (torchsisr).
 
 * ``UNetDiscriminatorSN``: the Real-ESRGAN U-Net discriminator with spectral normalisation, per-pixel logits
   (the paper's: 4 bands in, 32 features, no skip connections, no high-pass pre-filter).

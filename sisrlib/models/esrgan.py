@@ -1,4 +1,4 @@
-"""ESRGAN (RRDB) generator of the paper's experiments (spec §3.2).
+"""ESRGAN (RRDB) generator of the paper's experiments (torchsisr).
 
 Encoder on the LR grid: 3×3 conv (bands → latent), N residual-in-residual dense blocks (RRDB), 3×3 conv, and a
 global skip from the first conv. Decoder: log_base(r) blocks of (nearest ×base → 3×3 conv → LeakyReLU), then
@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sisrlib.degradation import bicubic_resample_margin
 from sisrlib.models.base import SRModel
-from sisrlib.models.geometry import bicubic_resample_margin, resample_to_factor, rounded_factor
+from sisrlib.models.geometry import resample_to_factor, rounded_factor
 
 MarginRule = Literal["reference", "receptive_field"]
 
@@ -130,7 +131,6 @@ class ESRGANGenerator(SRModel):
         upsampling_base: int = 2,
         margin_rule: MarginRule = "reference",
     ) -> None:
-        super().__init__()
         for name, value in (
             ("in_bands", in_bands),
             ("latent_size", latent_size),
@@ -144,11 +144,10 @@ class ESRGANGenerator(SRModel):
             raise ValueError(
                 f"ESRGANGenerator: margin_rule must be 'reference' or 'receptive_field', got {margin_rule!r}"
             )
-        self._in_bands = int(in_bands)
-        self._out_bands = int(in_bands if out_bands is None else out_bands)
-        if self._out_bands < 1:
-            raise ValueError(f"ESRGANGenerator: out_bands must be >= 1, got {self._out_bands}")
-        self._factor = float(factor)
+        out = int(in_bands if out_bands is None else out_bands)
+        if out < 1:
+            raise ValueError(f"ESRGANGenerator: out_bands must be >= 1, got {out}")
+        super().__init__(in_bands, out, factor)
         self.upsampling_base = int(upsampling_base)
         self.rounded_factor = rounded_factor(self._factor, self.upsampling_base)
         self.num_blocks = int(num_blocks)
@@ -169,18 +168,6 @@ class ESRGANGenerator(SRModel):
         )
         self.hr_conv = _conv3x3(latent_size, latent_size)
         self.last_conv = _conv3x3(latent_size, self._out_bands)
-
-    @property
-    def factor(self) -> float:
-        return self._factor
-
-    @property
-    def in_bands(self) -> int:
-        return self._in_bands
-
-    @property
-    def out_bands(self) -> int:
-        return self._out_bands
 
     @property
     def reference_margin(self) -> int:

@@ -1,4 +1,4 @@
-"""Joint 10 m + 20 m super-resolution (the reference's ``DoubleSuperResolutionModel``, spec §3.3)."""
+"""Joint 10 m + 20 m super-resolution (torchsisr's ``DoubleSuperResolutionModel``)."""
 
 from __future__ import annotations
 
@@ -24,20 +24,16 @@ class JointSuperResolution(SRModel):
     """
 
     def __init__(self, sisr: SRModel, lr_to_hr: SRModel | None = None) -> None:
-        super().__init__()
-        self.sisr = sisr
-        self.lr_to_hr = lr_to_hr
         extra = 0 if lr_to_hr is None else lr_to_hr.out_bands
         if sisr.in_bands <= extra:
             raise ValueError(
                 f"JointSuperResolution: the SISR model takes {sisr.in_bands} bands, which leaves no 10 m "
                 f"band beside the {extra} bands produced by lr_to_hr"
             )
+        super().__init__(sisr.in_bands, sisr.out_bands, sisr.factor)
+        self.sisr = sisr
+        self.lr_to_hr = lr_to_hr
         self._hr_bands = sisr.in_bands - extra
-
-    @property
-    def factor(self) -> float:
-        return self.sisr.factor
 
     @property
     def margin(self) -> int:
@@ -50,14 +46,6 @@ class JointSuperResolution(SRModel):
         if self.lr_to_hr is None:
             return self.sisr.receptive_field
         return self.sisr.receptive_field + math.ceil(self.sisr.factor * self.lr_to_hr.receptive_field - 1e-9)
-
-    @property
-    def in_bands(self) -> int:
-        return self.sisr.in_bands
-
-    @property
-    def out_bands(self) -> int:
-        return self.sisr.out_bands
 
     @property
     def hr_bands(self) -> int:

@@ -10,8 +10,8 @@ from typing import Literal
 class ModelParams:
     """Which super-resolution network to build, and its size.
 
-    The paper's sizes (spec §3.2): ESRGAN ×2 and wsx4 with 6 RRDB, s2vx4 with 5 RRDB, latent 64, growth 32.
-    The EVOLAND CARN (spec §3.1): 3 cascading blocks × 3 EResBlocks, 64 features per factor, groups 4.
+    The paper's sizes (torchsisr): ESRGAN ×2 and wsx4 with 6 RRDB, s2vx4 with 5 RRDB, latent 64, growth 32.
+    The EVOLAND CARN (torchsisr): 3 cascading blocks × 3 EResBlocks, 64 features per factor, groups 4.
     """
 
     generator: Literal["esrgan", "carn", "bicubic"] = "esrgan"
@@ -62,7 +62,7 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class DiscriminatorParams:
-    """Which discriminator the adversarial term uses (spec §3.4); paper defaults.
+    """Which discriminator the adversarial term uses (torchsisr); paper defaults.
 
     ``kind``: ``unet`` (Real-ESRGAN U-Net with spectral norm, per-pixel logits) or ``classification`` (small
     ESRGAN-like classifier, one logit per image). ``num_in_ch``: bands fed to it (the adversarial bands).

@@ -7,13 +7,13 @@ from collections.abc import Mapping
 import pandas as pd
 import torch
 
-from sisrlib.models import build_generator
 from sisrlib.models.base import SRModel
 from sisrlib.models.params import ModelParams
+from sisrlib.models.registry import build_generator
 
 GeneratorSpec = tuple[ModelParams, int, int | None]
 
-#: The generators of the paper (spec §3.2, §5.5) and the EVOLAND model (§3.1, §5.6):
+#: The generators of the paper (torchsisr) and the EVOLAND model:
 #: name → (params, number of 10 m / main input bands, number of 20 m bands for a joint model).
 PAPER_GENERATORS: dict[str, GeneratorSpec] = {
     "s2vx2 esrgan_6x64x32": (ModelParams(generator="esrgan", factor=2.0, num_blocks=6), 4, None),

@@ -1,4 +1,4 @@
-"""Generic UNet with a ``min_skip_depth`` option (spec §4.1), the backbone of the registration network.
+"""Generic UNet with a ``min_skip_depth`` option (torchsisr), the backbone of the registration network.
 
 Encoder: ``depth`` stages of two 3×3 convolutions (zero padding 1) + activation; stage ``i`` has
 ``start_filters·2^i`` channels; a 2×2 max-pool follows every stage but the last (``depth − 1`` poolings).

@@ -1,14 +1,6 @@
-"""Optical-flow registration: warping and flow simulation, the flow network, its pre-training, and the
-registration of the HR target onto the LR input inside SR training (geom, rad)."""
+"""Optical-flow registration: the flow network, its pre-training, and the registration of the HR target onto
+the LR input inside SR training (geom, rad). Flows (warping, simulation) are in :mod:`sisrlib.flow`."""
 
-from sisrlib.registration.flow import (
-    compose_flows,
-    flow_norm,
-    simulate_flow,
-    smooth_flow,
-    upsample_flow,
-    warp,
-)
 from sisrlib.registration.network import (
     INPUT_NORMALISATIONS,
     FlowEstimator,
@@ -25,14 +17,8 @@ __all__ = [
     "InputNormalisation",
     "RegisteredTarget",
     "RegistrationLosses",
-    "compose_flows",
-    "flow_norm",
     "normalise_images",
     "normalise_rows",
     "pretraining_loss",
     "register_target",
-    "simulate_flow",
-    "smooth_flow",
-    "upsample_flow",
-    "warp",
 ]

@@ -1,4 +1,4 @@
-"""The optical-flow registration network (the reference's ``UnetOpticalFlowEstimation``, spec §4.1).
+"""The optical-flow registration network (the reference's ``UnetOpticalFlowEstimation``, torchsisr).
 
 ``R(left, right)`` estimates, from two single-band images of the same grid, the flow ``f`` ``[B, 2, H, W]``
 (pixels of that grid, channel 0 = x/column, 1 = y/row) such that ``warp(left, f) ≈ right``.

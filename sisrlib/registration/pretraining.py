@@ -1,4 +1,4 @@
-"""Self-supervised pre-training loss of the registration network (spec §4.4).
+"""Self-supervised pre-training loss of the registration network (torchsisr's).
 
 Given ``src`` (the HR target degraded to the LR grid, i.e. the simulated LR band) and ``real`` (the real LR
 band, same grid), draw a random smooth flow ``t`` (``simulate_flow``), warp ``src_t = warp(src, t)`` and
@@ -10,7 +10,8 @@ weights, in the reference:
   composition ``compose_flows(t, f2) = f2 + warp(t, f2)`` is the default; ``composition="reference"`` uses the
   reference's plain sum ``t + f2`` ([QUIRK], exact only for constant flows);
 * bias: ``SL1(R(src, src), 0)``;
-* consistency: ``SL1(f1 + f1b, 0)``;
+* consistency: ``SL1(compose(f1, f1b), 0)``: warping by ``f1`` then by ``f1b`` must give back ``src``
+  (``composition="reference"``: the plain sum ``f1 + f1b``, the reference's);
 * data: ``SL1(warp(src, f1), real)``.
 
 ``weights`` reweighs the four terms; ``flow_penalty`` (the three flow terms, in pixels) and ``data_penalty``
@@ -27,7 +28,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from sisrlib.registration.flow import compose_flows, simulate_flow, warp
+from sisrlib.flow import compose_flows, simulate_flow, warp
 from sisrlib.registration.network import FlowEstimator
 
 Composition = Literal["exact", "reference"]
@@ -57,7 +58,7 @@ def highpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
     pixels (half-width ⌈3σ⌉, reflect padding; the kernel is truncated to the image size) is subtracted.
 
     On the data residual ``warp(src, f1) − real`` it removes what varies slowly: a per-band offset, a
-    low-frequency radiometric field (what the radiometric registration of §4.5 corrects later), which
+    low-frequency radiometric field (what the radiometric registration corrects later), which
     otherwise dominate the residual of well-registered images and drown the geometric signal.
     """
     if sigma <= 0:
@@ -161,7 +162,7 @@ def pretraining_loss(
         bias = penalty(net(src, src), zeros, flow_penalty)
     if w_consistency > 0:
         f1b = net(real, src)
-        consistency = penalty(f1 + f1b, zeros, flow_penalty)
+        consistency = penalty(compose_flows(f1, f1b, mode=composition), zeros, flow_penalty)
     if w_data > 0:
         residual = warp(src[:, None], f1)[:, 0] - real
         if data_highpass is not None:

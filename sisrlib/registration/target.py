@@ -1,4 +1,4 @@
-"""Registration of the HR target onto the real LR input inside SR training (spec §4.5, "geom" and "rad").
+"""Registration of the HR target onto the real LR input inside SR training (torchsisr's "geom" and "rad").
 
 Everything happens on **standardised** tensors with a frozen flow network ``R``:
 
@@ -20,15 +20,19 @@ Target bands that the input lacks (no LR counterpart) are warped but get no radi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from sisrlib.degradation import depthwise_filter, psf_kernel, simulate_lr, upsample
-from sisrlib.registration.flow import smooth_flow, upsample_flow, warp
-from sisrlib.registration.network import FlowEstimator
+from sisrlib.degradation import PsfKernel, depthwise_filter, psf_kernel, simulate_lr, upsample
+from sisrlib.flow import smooth_flow, upsample_flow, warp
+
+#: What :func:`register_target` needs of the flow network: ``net(left [B, h, w], right [B, h, w])`` →
+#: flow ``[B, 2, h, w]`` (LR px) with ``warp(left, flow) ≈ right`` (e.g. a
+#: :class:`~sisrlib.registration.network.FlowEstimator`).
+FlowFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: MTF of the 15×15 Gaussian low-pass applied to the radiometric residual (σ ≈ 1.53 LR px).
 RESIDUAL_MTF = 1e-5
@@ -83,6 +87,7 @@ def _radiometric_correction(
     flow: torch.Tensor | None,
     sim_mtf: float,
     correction: torch.Tensor,
+    kernel: PsfKernel = "exact",
 ) -> None:
     """Add into ``correction`` (in place) the upsampled low-passed residual of the bands shared by both."""
     shared = [b for b in target_bands if b in real_bands]
@@ -91,7 +96,7 @@ def _radiometric_correction(
     t_idx = [list(target_bands).index(b) for b in shared]
     r_idx = [list(real_bands).index(b) for b in shared]
     factor = target.shape[-1] / real.shape[-1]
-    sim = simulate_lr(target[:, t_idx], factor, sim_mtf)
+    sim = simulate_lr(target[:, t_idx], factor, sim_mtf, kernel=kernel)
     if flow is not None:
         sim = warp(sim, flow)
     residual = low_pass_residual(real[:, r_idx] - sim)
@@ -100,7 +105,7 @@ def _radiometric_correction(
 
 @torch.no_grad()
 def register_target(
-    net: FlowEstimator,
+    net: FlowFunction,
     target: torch.Tensor,
     inputs: torch.Tensor,
     input_bands: Sequence[str],
@@ -111,12 +116,14 @@ def register_target(
     sim_mtf: float = 0.4,
     lr_inputs: torch.Tensor | None = None,
     lr_bands: Sequence[str] = (),
+    kernel: PsfKernel = "exact",
 ) -> RegisteredTarget:
     """Register ``target`` ``[B, C_t, H, W]`` onto ``inputs`` ``[B, C, h, w]`` (both standardised).
 
     ``channel``: index in ``input_bands`` of the band the flow is estimated on (it must be a target band too).
     ``lr_inputs`` ``[B, K, h', w']`` with ``lr_bands``: optional 20 m bands (radiometric correction of the
-    matching target bands). Runs without gradient.
+    matching target bands). ``kernel``: the PSF of the target's LR simulation (``sim_mtf``;
+    :data:`sisrlib.degradation.PsfKernel`). Runs without gradient.
     """
     if target.dim() != 4 or inputs.dim() != 4:
         raise ValueError(
@@ -129,7 +136,7 @@ def register_target(
         )
     factor = target.shape[-1] / inputs.shape[-1]
     t_band = registration_band_index(input_bands, target_bands, channel)
-    sim_band = simulate_lr(target[:, t_band : t_band + 1], factor, sim_mtf)
+    sim_band = simulate_lr(target[:, t_band : t_band + 1], factor, sim_mtf, kernel=kernel)
     flow = net(sim_band[:, 0], inputs[:, channel])
     flow = smooth_flow(flow, half_width=SMOOTHING_HALF_WIDTH)
     flow_hr = upsample_flow(flow, factor)
@@ -139,14 +146,21 @@ def register_target(
     if radiometric:
         correction = torch.zeros_like(target)
         _radiometric_correction(
-            target, target_bands, inputs, input_bands, flow if geometric else None, sim_mtf, correction
+            target,
+            target_bands,
+            inputs,
+            input_bands,
+            flow if geometric else None,
+            sim_mtf,
+            correction,
+            kernel,
         )
         if lr_inputs is not None and lr_bands:
             lr_only = [b for b in lr_bands if b not in input_bands]
             lr_flow = _resize_flow(flow, (lr_inputs.shape[-2], lr_inputs.shape[-1])) if geometric else None
             lr_idx = [list(lr_bands).index(b) for b in lr_only]
             _radiometric_correction(
-                target, target_bands, lr_inputs[:, lr_idx], lr_only, lr_flow, sim_mtf, correction
+                target, target_bands, lr_inputs[:, lr_idx], lr_only, lr_flow, sim_mtf, correction, kernel
             )
         registered = registered + correction
     return RegisteredTarget(registered, flow, flow_hr)

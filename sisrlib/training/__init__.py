@@ -1,15 +1,6 @@
-"""SR training and registration pre-training: params, the LightningModule, ``fit`` and checkpoint loading."""
+"""SR training and registration pre-training (Lightning).
 
-from sisrlib.training.checkpoint import LoadedGenerator, load_generator, load_registration
-from sisrlib.training.fit import RunResult, fit
-from sisrlib.training.params import ExperimentParams, load_experiment
-
-__all__ = [
-    "ExperimentParams",
-    "LoadedGenerator",
-    "RunResult",
-    "fit",
-    "load_experiment",
-    "load_generator",
-    "load_registration",
-]
+The LightningModule (:mod:`sisrlib.training.module`), the fit driver (:mod:`sisrlib.training.fit`) and its
+callbacks, logs and run folder, the losses (:mod:`sisrlib.training.losses`). Run params live in
+:mod:`sisrlib.run_params`, the Lightning-free checkpoint reader in :mod:`sisrlib.checkpoint`.
+"""

@@ -29,58 +29,36 @@ Exit: a SIGTERM (SLURM cancellation or time limit) stops after the current step 
 from __future__ import annotations
 
 import contextlib
-import csv
-import hashlib
-import json
-import logging
-import os
-import random
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
-import yaml
-from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
-from pytorch_lightning.loggers.csv_logs import ExperimentWriter
-from pytorch_lightning.loggers.logger import rank_zero_experiment
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from sisrlib.bands import STANDARDISATION
+from sisrlib.checkpoint import generator_output_bands, load_registration_into, read_checkpoint
+from sisrlib.data.datamodule import build_datamodule
 from sisrlib.errors import SisrError
-from sisrlib.metrics.atomic import write_text_atomic
-from sisrlib.training.checkpoint import checkpoint_global_step, load_registration_into, read_checkpoint
-from sisrlib.training.module import MONITOR, SISRModule
-from sisrlib.training.params import ExperimentParams
-
-LOGGER = logging.getLogger(__name__)
-
-#: Settings of how (and how long) a run is executed, not of what it learns: they may differ between the SLURM
-#: job that trained a run and the notebook that evaluates it without making the run stale; a larger
-#: ``max_steps`` continues a finished run.
-EXECUTION_SETTINGS: dict[str, tuple[str, ...]] = {
-    "training": (
-        "accelerator",
-        "devices",
-        "num_nodes",
-        "strategy",
-        "resume_from",
-        "skip_if_done",
-        "log_every_n_steps",
-        "num_threads",
-        "test_after_fit",
-        "limit_test_batches",
-        "max_steps",
-    ),
-    "data": ("num_workers", "test_batch_size"),
-}
-SIGNATURE_FILE = "signature.json"
+from sisrlib.run_params import ExperimentParams, TrainingParams
+from sisrlib.training.callbacks import run_callbacks
+from sisrlib.training.logs import ResumableCSVLogger
+from sisrlib.training.module import SISRModule
+from sisrlib.training.run_folder import (
+    EXECUTION_SETTINGS,
+    SIGNATURE_FILE,
+    checkpoint_step,
+    finished_step,
+    run_signature,
+    set_aside_if_stale,
+    write_params,
+    write_signature,
+)
 
 
 class TrainingInterruptedError(SisrError):
@@ -109,209 +87,9 @@ class RunResult:
     test_metrics: dict[str, float] = field(default_factory=dict)
 
 
-class SaveLastCheckpoint(Callback):
-    """Writes ``last.ckpt`` atomically (temporary name, then rename) after every validation and at the end."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def _save(self, trainer: pl.Trainer) -> None:
-        if trainer.sanity_checking:
-            return
-        for logger in trainer.loggers:  # the logs hold every step the checkpoint holds
-            logger.save()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(tmp)
-        if trainer.is_global_zero:
-            os.replace(tmp, self.path)
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.state.fn == "fit":
-            self._save(trainer)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._save(trainer)
-
-
-class RandomStates(Callback):
-    """Saves the global torch (and CUDA), numpy and python random states in every checkpoint and restores
-    them when training resumes (on ``on_train_start``, just before the first resumed step), so that anything
-    drawing from them (none of this project's training steps does: crops and flows use generators seeded by
-    the step) continues the uninterrupted run's sequence. Stored as tensors and plain values (a
-    ``weights_only`` checkpoint)."""
-
-    def __init__(self) -> None:
-        self._pending: dict[str, Any] | None = None
-
-    def state_dict(self) -> dict[str, Any]:
-        bit_generator = np.random.get_state(legacy=False)
-        python = random.getstate()
-        return {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": {
-                "bit_generator": bit_generator["bit_generator"],
-                "key": [int(v) for v in bit_generator["state"]["key"]],
-                "pos": int(bit_generator["state"]["pos"]),
-                "has_gauss": int(bit_generator["has_gauss"]),
-                "gauss": float(bit_generator["gauss"]),
-            },
-            "python": [python[0], list(python[1]), python[2]],
-        }
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending = dict(state_dict)
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        state, self._pending = self._pending, None
-        if not state:
-            return
-        torch.set_rng_state(state["torch"])
-        cuda = state.get("cuda") or []
-        if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
-        n = state["numpy"]
-        np.random.set_state(
-            {
-                "bit_generator": n["bit_generator"],
-                "state": {"key": np.asarray(n["key"], dtype=np.uint32), "pos": n["pos"]},
-                "has_gauss": n["has_gauss"],
-                "gauss": n["gauss"],
-            }
-        )
-        version, internal, gauss = state["python"]
-        random.setstate((version, tuple(internal), gauss))
-
-
-class _AppendingExperimentWriter(ExperimentWriter):
-    """Lightning's CSV writer, except that an existing ``metrics.csv`` keeps its rows of the steps before
-    ``keep_before`` (rewritten atomically) instead of being deleted; new rows are appended."""
-
-    def __init__(self, log_dir: str, keep_before: int | None) -> None:
-        self.keep_before = keep_before
-        super().__init__(log_dir=log_dir)
-
-    def _check_log_dir_exists(self) -> None:
-        path = Path(self.metrics_file_path)
-        if self.keep_before is None or not path.is_file():
-            super()._check_log_dir_exists()
-            return
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            header = list(reader.fieldnames or [])
-            rows = [r for r in reader if _csv_step(r) < self.keep_before]
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=header)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-        self.metrics_keys = sorted(header)
-        if header != self.metrics_keys:  # Lightning writes its columns sorted
-            self._rewrite_with_new_header(self.metrics_keys)
-
-
-def _csv_step(row: dict[str, str]) -> float:
-    try:
-        return float(row.get("step") or "nan")
-    except ValueError:
-        return float("nan")
-
-
-class ResumableCSVLogger(CSVLogger):
-    """``CSVLogger`` that, for a run resumed at step ``resume_step``, keeps the earlier rows of
-    ``metrics.csv`` (Lightning's ``step`` column counts from 0: rows logged after the checkpoint have
-    ``step >= resume_step``) and appends."""
-
-    def __init__(self, *args: Any, resume_step: int | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.resume_step = resume_step
-
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> ExperimentWriter:
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _AppendingExperimentWriter(self.log_dir, self.resume_step)
-        assert isinstance(self._experiment, ExperimentWriter)
-        return self._experiment
-
-
 def is_rank_zero() -> bool:
     """Whether this process is the global rank 0 (always, without DDP or srun)."""
     return int(getattr(rank_zero_only, "rank", 0)) == 0
-
-
-def write_params(params: ExperimentParams, path: Path) -> None:
-    """Write the validated params as YAML (temporary file then rename)."""
-    write_text_atomic(path, yaml.safe_dump(params.to_mapping(), sort_keys=False))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def run_signature(params: ExperimentParams) -> dict[str, Any]:
-    """What the run learns from: its params without :data:`EXECUTION_SETTINGS`, and the sha256 of the
-    registration checkpoint it loads (so that a retrained registration network makes its SR runs stale)."""
-    mapping = json.loads(json.dumps(params.to_mapping()))
-    for section, names in EXECUTION_SETTINGS.items():
-        for name in names:
-            mapping.get(section, {}).pop(name, None)
-    # registration.input_normalisation came later; its default ("image") is what earlier runs did, so it
-    # does not make them stale.
-    if mapping.get("registration", {}).get("input_normalisation") == "image":
-        mapping["registration"].pop("input_normalisation")
-    checkpoint = params.registration.checkpoint
-    mapping["registration_checkpoint_sha256"] = (
-        _sha256(Path(checkpoint)) if checkpoint and Path(checkpoint).is_file() else None
-    )
-    return dict(mapping)
-
-
-def set_aside_if_stale(params: ExperimentParams) -> Path | None:
-    """Move ``output_dir`` to ``<output_dir>.stale`` (replacing an older one) when it holds a run of other
-    params or of another registration checkpoint; returns the new place, or None when nothing was moved."""
-    out = Path(params.output_dir)
-    if params.training.resume_from not in (None, "last") or not out.is_dir() or not any(out.iterdir()):
-        return None  # an explicit resume_from checkpoint is the user's choice
-    stored = out / SIGNATURE_FILE
-    try:
-        previous = json.loads(stored.read_text(encoding="utf-8")) if stored.is_file() else None
-    except (OSError, ValueError):
-        previous = None
-    if previous == run_signature(params):
-        return None
-    aside = out.with_name(out.name + ".stale")
-    if aside.exists():
-        shutil.rmtree(aside)
-    out.rename(aside)
-    LOGGER.warning(
-        "%s: the run in %s was trained from other params or another registration checkpoint; moved to %s "
-        "and training again",
-        params.name,
-        out,
-        aside,
-    )
-    return aside
-
-
-def write_signature(params: ExperimentParams) -> None:
-    """Write :func:`run_signature` as ``<output_dir>/signature.json`` (temporary file then rename)."""
-    write_text_atomic(
-        Path(params.output_dir) / SIGNATURE_FILE, json.dumps(run_signature(params), indent=1, sort_keys=True)
-    )
-
-
-def checkpoint_step(path: Path) -> int:
-    """``global_step`` stored in a Lightning checkpoint (-1 when unreadable), read with
-    ``weights_only=True``: a file that needs foreign objects raises ``UnsafeCheckpointError``, unrun."""
-    return checkpoint_global_step(path)
 
 
 def _data_bands(dm: Any) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], float]:
@@ -362,6 +140,48 @@ def check_compatibility(
             f"registration.channel {ch} must index an input band that the target also has; input bands "
             f"{list(input_bands)}, target bands {list(target_bands)}"
         )
+    if tp.mode == "sr":
+        check_branches(params, input_bands, target_bands, lr_bands)
+
+
+def check_branches(
+    params: ExperimentParams,
+    input_bands: tuple[str, ...],
+    target_bands: tuple[str, ...],
+    lr_bands: tuple[str, ...],
+) -> None:
+    """Errors before training for simulated / Wald / band-weight keys the data cannot satisfy."""
+    tp = params.training
+    data_bands = (*input_bands, *lr_bands)
+    try:
+        output = generator_output_bands(params.model, input_bands, target_bands, lr_bands)
+    except ValueError as exc:
+        raise SisrError(f"model.lr_to_hr: {exc}") from exc
+    if tp.losses.l1_sim > 0 and not any(b in target_bands for b in data_bands):
+        raise SisrError(
+            f"training.losses.l1_sim > 0 simulates the inputs from the target, but no input band "
+            f"{list(data_bands)} has a target band {list(target_bands)}"
+        )
+    wald = tp.wald
+    if tp.losses.wald_l1 > 0 and (params.model.lr_to_hr is None or not lr_bands):
+        raise SisrError(
+            "training.losses.wald_l1 > 0 needs the joint 10 m + 20 m model: set model.lr_to_hr: bicubic and "
+            f"data.load_10m, load_20m (and load_b11b12 for B11/B12) true; the data has input bands "
+            f"{list(input_bands)} and 20 m bands {list(lr_bands)}"
+        )
+    if tp.losses.wald_l1 > 0 and any(b not in output for b in wald.bands):
+        raise SisrError(
+            f"training.wald.bands {wald.bands} must be bands the model outputs ({list(output)}); load them "
+            "(data.load_b11b12: true for B11/B12) or change training.wald.bands"
+        )
+    for key, names, valid in (
+        ("training.losses.band_weights", tp.losses.band_weights, output),
+        ("training.simulation.noise_std", tp.simulation.noise_std, data_bands),
+        ("training.wald.noise_std", wald.noise_std, data_bands),
+    ):
+        unknown = [b for b in names or {} if b not in valid]
+        if unknown:
+            raise SisrError(f"{key}: unknown band(s) {unknown}; the run's bands are {list(valid)}")
 
 
 def _check_validation_split(params: ExperimentParams, datamodule: pl.LightningDataModule) -> None:
@@ -462,15 +282,20 @@ def build_trainer(
         ) from exc
 
 
+def _val_interval(tp: TrainingParams) -> int:
+    """Validation every ``val_check_interval`` steps, at most ``max_steps`` (when there is a step limit)."""
+    return min(tp.val_check_interval, tp.max_steps) if tp.max_steps > 0 else tp.val_check_interval
+
+
 def _trainer(params: ExperimentParams, callbacks: list[Callback], loggers: list[Any]) -> pl.Trainer:
     tp = params.training
     out = Path(params.output_dir)
     return pl.Trainer(
         default_root_dir=str(out),
         max_steps=tp.max_steps,
-        max_epochs=-1,
-        val_check_interval=min(tp.val_check_interval, tp.max_steps),
-        check_val_every_n_epoch=None,
+        max_epochs=tp.max_epochs if tp.max_epochs is not None else -1,
+        val_check_interval=1.0 if tp.validate_every_epoch else _val_interval(tp),
+        check_val_every_n_epoch=1 if tp.validate_every_epoch else None,
         limit_val_batches=tp.limit_val_batches if tp.limit_val_batches is not None else 1.0,
         limit_test_batches=tp.limit_test_batches if tp.limit_test_batches is not None else 1.0,
         num_sanity_val_steps=0,
@@ -509,8 +334,8 @@ def fit(params: ExperimentParams, datamodule: pl.LightningDataModule | None = No
     if is_rank_zero():  # under DDP/srun the other ranks run this too: one process moves folders
         set_aside_if_stale(params)
     if tp.skip_if_done and params.last_checkpoint.is_file() and params.best_checkpoint.is_file():
-        step = checkpoint_step(params.last_checkpoint)
-        if step >= tp.max_steps:
+        step = finished_step(params)
+        if step is not None:
             result.global_step = step
             result.skipped = True
             return result
@@ -535,8 +360,6 @@ def _fit(params: ExperimentParams, datamodule: pl.LightningDataModule | None, re
     out = Path(params.output_dir)
     pl.seed_everything(params.seed, workers=True, verbose=False)
     if datamodule is None:
-        from sisrlib.data import build_datamodule
-
         datamodule = build_datamodule(params.data, params.seed)
     input_bands, target_bands, lr_bands, factor = _data_bands(datamodule)
     check_compatibility(params, input_bands, target_bands, lr_bands, factor)
@@ -549,22 +372,7 @@ def _fit(params: ExperimentParams, datamodule: pl.LightningDataModule | None, re
     pl.seed_everything(params.seed, workers=True, verbose=False)  # same init whatever the data module drew
     module = SISRModule(params.to_mapping(), list(input_bands), list(target_bands), factor, list(lr_bands))
     _check_registration(params, module)
-    best = ModelCheckpoint(
-        dirpath=str(params.checkpoint_dir),
-        filename="best",
-        monitor=MONITOR,
-        mode="min",
-        save_top_k=1,
-        save_last=False,
-        auto_insert_metric_name=False,
-        enable_version_counter=False,
-    )
-    callbacks: list[Callback] = [
-        best,
-        SaveLastCheckpoint(params.last_checkpoint),
-        LearningRateMonitor("step"),
-        RandomStates(),
-    ]
+    callbacks = run_callbacks(params)
     trainer = build_trainer(params, callbacks, resume_step=start if resume is not None else None)
     if is_rank_zero():
         write_params(params, out / "params.yaml")
@@ -577,7 +385,7 @@ def _fit(params: ExperimentParams, datamodule: pl.LightningDataModule | None, re
             weights_only=True,
         )
     result.global_step = int(trainer.global_step)
-    if result.global_step <= start < tp.max_steps:
+    if result.global_step <= start and (tp.max_steps == -1 or start < tp.max_steps):
         raise SisrError(
             f"{params.name}: no training step ran (step {start} → {result.global_step} of training.max_steps "
             f"{tp.max_steps}); check that the training split yields batches (data.batch_size "
@@ -622,3 +430,20 @@ def _kept(params: ExperimentParams) -> str:
     if not last.is_file():
         return "no checkpoint was written yet"
     return f"the last checkpoint {last} (step {checkpoint_step(last)}) is kept"
+
+
+__all__ = [
+    "EXECUTION_SETTINGS",
+    "SIGNATURE_FILE",
+    "RunResult",
+    "TrainingDivergedError",
+    "TrainingInterruptedError",
+    "build_trainer",
+    "check_compatibility",
+    "fit",
+    "is_rank_zero",
+    "run_signature",
+    "set_aside_if_stale",
+    "write_params",
+    "write_signature",
+]

@@ -1,4 +1,4 @@
-"""The LightningModule of SR training and registration pre-training (spec §4.4, §4.5, §5).
+"""The LightningModule of SR training and registration pre-training (torchsisr).
 
 One module, two modes (``training.mode``):
 
@@ -9,7 +9,7 @@ relativistic
   DRA-BCE adversarial term), the target being optionally registered onto the input first (geom, rad) by the
   frozen flow network.
 
-Manual optimisation as in the reference (§5.1): Adam + cosine warm restarts, schedulers stepped every training
+Manual optimisation as in torchsisr: Adam + cosine warm restarts, schedulers stepped every training
 step; both optimisers and schedulers are saved in the checkpoints (Lightning's ``optimizer_states`` /
 ``lr_schedulers``) and restored on resume. ``global_step`` counts generator steps (training batches): the
 discriminator's optimiser steps are not counted.
@@ -22,22 +22,27 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.core.optimizer import do_nothing_closure
 from torch import nn
 
 from sisrlib.bands import Standardisation, dn_to_reflectance, match_bands, standardisation
+from sisrlib.checkpoint import generator_output_bands
 from sisrlib.data.batch import Batch
-from sisrlib.degradation import mtf_downscale, simulate_lr
+from sisrlib.degradation import mtf_downscale
+from sisrlib.flow import flow_norm
+from sisrlib.metrics.lpips import PerBandLPIPS
+from sisrlib.metrics.perceptual import perceptual_scores, perceptual_unavailable
 from sisrlib.models.base import SRModel
 from sisrlib.models.joint import JointSuperResolution
-from sisrlib.registration.flow import flow_norm
+from sisrlib.models.registry import build_discriminator as build_discriminator_network
+from sisrlib.models.registry import build_generator
+from sisrlib.registration.factory import build_flow_estimator
 from sisrlib.registration.network import FlowEstimator, freeze
-from sisrlib.registration.pretraining import pretraining_loss
 from sisrlib.registration.target import register_target, registration_band_index
+from sisrlib.run_params import ExperimentParams, experiment_from_mapping
+from sisrlib.training.branches import SIM_SEED, VALIDATION_SEED, WALD_SEED, AuxiliaryBranches
 from sisrlib.training.losses import (
-    PerBandLPIPS,
     crop,
     dra_bce_discriminator_loss,
     dra_bce_generator_loss,
@@ -49,41 +54,31 @@ from sisrlib.training.losses import (
     per_band_psnr,
     per_band_rmse,
 )
-from sisrlib.training.params import ExperimentParams, RegistrationParams, experiment_from_mapping
+from sisrlib.training.pretraining_step import RegistrationPretraining, loss_values
+from sisrlib.training.simulation import align_target
+from sisrlib.training.validation import reference_metrics
 
 #: Monitored by the "best" checkpoint in both modes.
 MONITOR = "validation/total_loss"
-#: MTF of the prediction/target downscaling of the test-time geometric metric (spec §4.5).
+#: Monitored by ``best_total.ckpt``: the validation loss with the adversarial term (torchsisr's total).
+MONITOR_TOTAL = "validation/total_loss_with_adversarial"
+#: Monitored by ``best_brisque.ckpt``: the mean BRISQUE of the predictions over bands (lower is better).
+MONITOR_BRISQUE = "validation/brisque_average"
+#: MTF of the prediction/target downscaling of the test-time geometric metric (torchsisr).
 GEOMETRIC_METRIC_MTF = 0.3
 #: MTF of the LR-fidelity metric (prediction downscaled and compared with the input).
 LR_FIDELITY_MTF = 0.1
 
 
-def build_flow_estimator(params: RegistrationParams) -> FlowEstimator:
-    """The flow network described by ``params`` (random weights)."""
-    return FlowEstimator(
-        max_range=params.max_range,
-        depth=params.depth,
-        start_filters=params.start_filters,
-        min_skip_depth=params.min_skip_depth,
-        features=params.features,
-        input_normalisation=params.input_normalisation,
-    )
-
-
 def build_discriminator(params: ExperimentParams, in_bands: int) -> nn.Module:
     """The discriminator of ``training.adversarial`` fed with ``in_bands`` bands."""
-    from sisrlib.models import build_discriminator as build
-
-    return build(params.training.adversarial.discriminator, in_bands)
+    return build_discriminator_network(params.training.adversarial.discriminator, in_bands)
 
 
-def _values(logs: dict[str, torch.Tensor]) -> str:
-    """``name value, ...`` of logged scalars, for error messages."""
-    return ", ".join(f"{k.removeprefix('training/')} {float(v):.4g}" for k, v in logs.items())
+Reflectance = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
 
 
-class SISRModule(pl.LightningModule):
+class SISRModule(AuxiliaryBranches, RegistrationPretraining):
     """SR training / registration pre-training.
 
     Constructor arguments are plain data (saved as hyper-parameters, so ``load_from_checkpoint`` needs no
@@ -113,6 +108,11 @@ class SISRModule(pl.LightningModule):
         stats = p.training.standardisation
         self.input_std: Standardisation = standardisation(stats, self.input_bands)
         self.target_std: Standardisation = standardisation(stats, self.target_bands)
+        self.output_bands = generator_output_bands(
+            p.model, self.input_bands, self.target_bands, self.lr_bands
+        )
+        self.output_std: Standardisation = standardisation(stats, self.output_bands)
+        self.target_index = [self.output_bands.index(b) for b in self.target_bands]
         self.lr_std: Standardisation | None = standardisation(stats, self.lr_bands) if self.lr_bands else None
         reg = p.registration
         self.reg_target_index = registration_band_index(self.input_bands, self.target_bands, reg.channel)
@@ -122,17 +122,18 @@ class SISRModule(pl.LightningModule):
         self.discriminator: nn.Module | None = None
         self._lpips: list[PerBandLPIPS] = []  # kept outside the module tree: not saved in checkpoints
         self.adversarial_index: list[int] = []
+        self._brisque = False
         if self.mode == "pretrain_registration":
             self.registration = build_flow_estimator(reg)
             return
         if reg.enabled or reg.checkpoint is not None:
             self.registration = freeze(build_flow_estimator(reg))  # type: ignore[assignment]
-        from sisrlib.models import build_generator
-
         n_lr = len(self.lr_bands) if p.model.lr_to_hr is not None else None
         self.generator = build_generator(
-            p.model, len(self.input_bands), len(self.target_bands), lr_bands=n_lr
+            p.model, len(self.input_bands), len(self.output_bands), lr_bands=n_lr
         )
+        if p.training.losses.wald_l1 > 0:
+            self.check_wald()
         adv = p.training.adversarial
         if adv.enabled:
             bands = adv.bands if adv.bands is not None else list(self.target_bands)
@@ -140,6 +141,9 @@ class SISRModule(pl.LightningModule):
             self.discriminator = build_discriminator(p, len(self.adversarial_index))
         if p.training.losses.lpips > 0:
             self._lpips.append(PerBandLPIPS(p.training.losses.lpips_weights))
+        self._brisque = p.training.best_brisque_checkpoint and bool(
+            perceptual_unavailable("brisque", p.training.brisque_weights) is None
+        )
 
     # ------------------------------------------------------------------ helpers
     def train(self, mode: bool = True) -> SISRModule:
@@ -160,19 +164,50 @@ class SISRModule(pl.LightningModule):
             return m
         return int(self.generator.margin) if self.generator is not None else 0
 
-    def standardised(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(inputs, target, lr_inputs) standardised, from a DN batch."""
+    def reflectance(self, batch: Batch) -> Reflectance:
+        """(inputs, target, lr_inputs) in reflectance from a DN batch, the target aligned onto the inputs
+        when ``training.align_min_max`` is on."""
         if tuple(batch.input_bands) != self.input_bands or tuple(batch.target_bands) != self.target_bands:
             raise ValueError(
                 f"batch bands {batch.input_bands} → {batch.target_bands} differ from the module's "
                 f"{self.input_bands} → {self.target_bands}"
             )
-        inputs = self.input_std.standardise(dn_to_reflectance(batch.inputs))
-        target = self.target_std.standardise(dn_to_reflectance(batch.target))
+        inputs = dn_to_reflectance(batch.inputs)
+        target = dn_to_reflectance(batch.target)
         lr = None
         if batch.lr_inputs is not None and self.lr_std is not None:
-            lr = self.lr_std.standardise(dn_to_reflectance(batch.lr_inputs))
+            lr = dn_to_reflectance(batch.lr_inputs)
+        if self.experiment.training.align_min_max:
+            target = align_target(target, self.target_bands, inputs, self.input_bands, lr, self.lr_bands)
         return inputs, target, lr
+
+    def standardise(self, reflectance: Reflectance) -> Reflectance:
+        """(inputs, target, lr_inputs) standardised with the band statistics of the run."""
+        inputs, target, lr = reflectance
+        inputs, target = self.input_std.standardise(inputs), self.target_std.standardise(target)
+        return inputs, target, self._standardise_lr(lr)
+
+    def standardised(self, batch: Batch) -> Reflectance:
+        """(inputs, target, lr_inputs) standardised, from a DN batch."""
+        return self.standardise(self.reflectance(batch))
+
+    def to_target_bands(self, pred: torch.Tensor) -> torch.Tensor:
+        """The target bands ``[B, C_t, H, W]`` of a prediction ``[B, len(output_bands), H, W]``."""
+        if self.output_bands == self.target_bands:
+            return pred
+        return pred[:, self.target_index]
+
+    def adversarial_active(self, step: int) -> bool:
+        """Whether the generator's adversarial term gets a gradient and the discriminator trains at ``step``
+        (``training.adversarial.start_convention``: from ``start_step``, or after it as torchsisr)."""
+        adv = self.experiment.training.adversarial
+        return step >= adv.start_step if adv.start_convention == "from_start_step" else step > adv.start_step
+
+    @property
+    def real_terms(self) -> bool:
+        """Whether the loss has a term on the prediction from the real input (pixel or adversarial)."""
+        w = self.experiment.training.losses
+        return max(w.mse, w.l1, w.highpass_l1, w.lpips) > 0 or self.discriminator is not None
 
     def predict_standardised(
         self, inputs: torch.Tensor, lr_inputs: torch.Tensor | None = None
@@ -205,19 +240,10 @@ class SISRModule(pl.LightningModule):
             geometric=reg.geometric,
             radiometric=reg.radiometric,
             sim_mtf=reg.sim_mtf,
+            kernel=reg.psf_kernel,
             lr_inputs=lr,
             lr_bands=self.lr_bands,
         ).target
-
-    def _registration_pair(
-        self, inputs: torch.Tensor, target: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(simulated LR band, real LR band) ``[B, h, w]`` on the registration channel."""
-        reg = self.experiment.registration
-        t = self.reg_target_index
-        factor = target.shape[-1] / inputs.shape[-1]
-        sim = simulate_lr(target[:, t : t + 1], factor, reg.sim_mtf)[:, 0]
-        return sim, inputs[:, reg.channel]
 
     def _flow_generator(self, offset: int) -> torch.Generator:
         g = torch.Generator()
@@ -269,15 +295,15 @@ class SISRModule(pl.LightningModule):
         for name, weight, per_band in terms:
             for band, v in zip(self.target_bands, per_band, strict=True):
                 logs[f"{prefix}/{name}_{band}"] = v.detach()
-            avg = per_band.mean()
-            logs[f"{prefix}/{name}_average"] = avg.detach()
-            total = total + weight * avg
+            logs[f"{prefix}/{name}_average"] = per_band.mean().detach()
+            total = total + weight * self.band_weighted_mean(per_band, self.target_bands)
         logs[f"{prefix}/total_pixel_loss"] = total.detach()
         return total, logs
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        inputs, target, lr = self.standardised(batch)
+        reflectance = self.reflectance(batch)
+        inputs, target, lr = self.standardise(reflectance)
         opts = self.optimizers()
         opt_list = opts if isinstance(opts, list) else [opts]
         scheds = self.lr_schedulers()
@@ -286,62 +312,39 @@ class SISRModule(pl.LightningModule):
         bsz = inputs.shape[0]
 
         if self.mode == "pretrain_registration":
-            assert self.registration is not None
-            reg = self.experiment.registration
-            sim, real = self._registration_pair(inputs, target)
-            generator = self._flow_generator(step)
-            if reg.crop_size is not None and reg.crop_size < min(sim.shape[-2:]):
-                c = reg.crop_size
-                i = int(torch.randint(0, sim.shape[-2] - c + 1, (1,), generator=generator))
-                j = int(torch.randint(0, sim.shape[-1] - c + 1, (1,), generator=generator))
-                sim, real = sim[:, i : i + c, j : j + c], real[:, i : i + c, j : j + c]
-            losses = pretraining_loss(
-                self.registration,
-                sim,
-                real,
-                reg.flow_max_range,
-                reg.flow_max_width,
-                reg.composition,
-                generator=generator,
-                weights=reg.loss_weights,
-                flow_penalty=reg.flow_penalty,
-                data_penalty=reg.data_penalty,
-                data_highpass=reg.data_highpass,
-            )
-            try:
-                total = finite_or_raise(losses.total, f"the registration pre-training loss at step {step}")
-            except FloatingPointError as exc:
-                raise FloatingPointError(f"{exc}; loss terms: {_values(losses.as_dict())}") from exc
-            opt = opt_list[0]
-            opt.zero_grad()
-            self.manual_backward(total)
-            opt.step()
-            sched_list[0].step()
-            for k, v in losses.as_dict().items():
-                self.log(f"training/{k}", v.detach(), on_step=True, on_epoch=False, batch_size=bsz)
-            self.log("training/total_loss", total.detach(), on_step=True, prog_bar=True, batch_size=bsz)
-            return total.detach()
+            return self.pretraining_step(inputs, target, step, opt_list[0], sched_list[0])
 
-        target = self._registered_target(inputs, target, lr)
-        inputs, target, lr = self._training_window(inputs, target, lr, step)
-        pred = self.predict_standardised(inputs, lr)
-        m = self.training_margin
-        pred_c, target_c = crop(pred, m), crop(target, m)
-        total, logs = self._pixel_losses(pred_c, target_c, "training")
+        total, logs = inputs.new_zeros(()), dict[str, torch.Tensor]()
         adv = self.experiment.training.adversarial
         fake = real_d = None
-        if self.discriminator is not None:
+        m = self.training_margin
+        if self.real_terms:
+            target = self._registered_target(inputs, target, lr)
+            inputs, target, lr = self._training_window(inputs, target, lr, step)
+            pred = self.to_target_bands(self.predict_standardised(inputs, lr))
+            pred_c, target_c = crop(pred, m), crop(target, m)
+            total, logs = self._pixel_losses(pred_c, target_c, "training")
+        weights = self.experiment.training.losses
+        if weights.l1_sim > 0:
+            window = self._training_window(*reflectance, step)
+            sim_total, sim_logs = self.simulated_terms(window, step + SIM_SEED, "training", m)
+            total, logs = total + sim_total, {**logs, **sim_logs}
+        if weights.wald_l1 > 0 and reflectance[2] is not None:
+            seed = step + WALD_SEED
+            wald_total, wald_logs = self.wald_terms(reflectance[0], reflectance[2], seed, "training")
+            total, logs = total + wald_total, {**logs, **wald_logs}
+        if self.discriminator is not None and self.real_terms:
             fake, real_d = pred_c[:, self.adversarial_index], target_c[:, self.adversarial_index]
             g_loss = dra_bce_generator_loss(self.discriminator(real_d), self.discriminator(fake))
             logs["training/generator_dra"] = g_loss.detach()
-            if step < adv.start_step:
+            if not self.adversarial_active(step):
                 g_loss = g_loss.detach()
             total = total + adv.weight * g_loss
         try:
             total = finite_or_raise(total, f"the training loss at step {step}")
         except FloatingPointError as exc:  # name the terms (computed only on failure)
             terms = {k: v for k, v in logs.items() if k.endswith(("_average", "_dra", "total_pixel_loss"))}
-            raise FloatingPointError(f"{exc}; loss terms: {_values(terms)}") from exc
+            raise FloatingPointError(f"{exc}; loss terms: {loss_values(terms)}") from exc
         opt_g = opt_list[0]
         opt_g.zero_grad()
         self.manual_backward(total)
@@ -351,7 +354,7 @@ class SISRModule(pl.LightningModule):
             self.discriminator is not None
             and fake is not None
             and real_d is not None
-            and step >= adv.start_step
+            and self.adversarial_active(step)
         ):
             d_loss = dra_bce_discriminator_loss(
                 self.discriminator(real_d), self.discriminator(fake.detach()), adv.label_smoothing
@@ -372,54 +375,49 @@ class SISRModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ validation / test
     def _evaluation_logs(self, batch: Batch, batch_idx: int, context: str) -> dict[str, torch.Tensor]:
-        inputs, target, lr = self.standardised(batch)
+        reflectance = self.reflectance(batch)
+        inputs, target, lr = self.standardise(reflectance)
         tp = self.experiment.training
         logs: dict[str, torch.Tensor] = {}
         if self.mode == "pretrain_registration":
-            assert self.registration is not None
-            reg = self.experiment.registration
-            sim, real = self._registration_pair(inputs, target)
-            losses = pretraining_loss(
-                self.registration,
-                sim,
-                real,
-                reg.flow_max_range,
-                reg.flow_max_width,
-                reg.composition,
-                generator=self._flow_generator(10_000_000 + batch_idx),
-                weights=reg.loss_weights,
-                flow_penalty=reg.flow_penalty,
-                data_penalty=reg.data_penalty,
-                data_highpass=reg.data_highpass,
-            )
-            for k, v in losses.as_dict().items():
-                logs[f"{context}/{k}"] = v
-            logs[f"{context}/total_loss"] = losses.total
-            if batch.true_flow is not None:
-                est = self.registration(sim, real)
-                epe = torch.linalg.vector_norm(est - batch.true_flow.to(est.dtype), dim=1)
-                logs[f"{context}/flow_epe"] = epe.mean()
-                logs[f"{context}/true_flow_norm"] = flow_norm(batch.true_flow).mean()
-            return logs
+            return self.pretraining_logs(inputs, target, batch, batch_idx, context)
 
         registered = self._registered_target(inputs, target, lr)
-        pred = self.predict_standardised(inputs, lr)
+        pred = self.to_target_bands(self.predict_standardised(inputs, lr))
         m = tp.validation_margin
         total, loss_logs = self._pixel_losses(crop(pred, m), crop(registered, m), context)
         logs.update(loss_logs)
+        reference = tp.validation_metrics == "reference"
+        if tp.losses.l1_sim > 0 or reference:
+            seed = VALIDATION_SEED + SIM_SEED + batch_idx
+            sim_total, sim_logs = self.simulated_terms(reflectance, seed, context, m, metrics=reference)
+            total = total + sim_total
+            logs.update(sim_logs)
+        if tp.losses.wald_l1 > 0 and reflectance[2] is not None:
+            seed = VALIDATION_SEED + WALD_SEED + batch_idx
+            wald_total, wald_logs = self.wald_terms(reflectance[0], reflectance[2], seed, context, reference)
+            total = total + wald_total
+            logs.update(wald_logs)
         logs[f"{context}/total_loss"] = total
+        if self.discriminator is not None or tp.best_total_checkpoint:
+            logs.update(self._total_with_adversarial(crop(pred, m), crop(registered, m), total, context))
         # metrics on reflectance, against the un-registered target
         pred_r = self.target_std.unstandardise(pred.float())
         target_r = self.target_std.unstandardise(target.float())
         pc, tc = crop(pred_r, m), crop(target_r, m)
         metrics = {"rmse": per_band_rmse(pc, tc), "psnr": per_band_psnr(pc, tc)}
+        if reference:
+            metrics.update(reference_metrics(pred_r, target_r, pred.shape[-1] / inputs.shape[-1], m))
+        if self._brisque:
+            brisque = perceptual_scores("brisque", pc, None, tp.brisque_weights).mean(dim=0)
+            metrics["brisque"] = brisque
         shared = [b for b in self.target_bands if b in self.input_bands]
         if shared:
             t_idx = [self.target_bands.index(b) for b in shared]
             i_idx = [self.input_bands.index(b) for b in shared]
             factor = pred.shape[-1] / inputs.shape[-1]
             inputs_r = self.input_std.unstandardise(inputs.float())
-            down = mtf_downscale(pred_r[:, t_idx], factor, LR_FIDELITY_MTF)
+            down = mtf_downscale(pred_r[:, t_idx], factor, LR_FIDELITY_MTF, kernel=tp.psf_kernel)
             mi = round(m / factor)
             lr_rmse = per_band_rmse(crop(down, mi), crop(inputs_r[:, i_idx], mi))
             lr_bias = per_band_bias(crop(down, mi), crop(inputs_r[:, i_idx], mi))
@@ -436,11 +434,24 @@ class SISRModule(pl.LightningModule):
             logs.update(self._geometric_metric(inputs, pred, target, context))
         return logs
 
+    def _total_with_adversarial(
+        self, pred: torch.Tensor, target: torch.Tensor, total: torch.Tensor, context: str
+    ) -> dict[str, torch.Tensor]:
+        """``{context}/total_loss_with_adversarial`` (torchsisr's validation total: the pixel terms plus the
+        weighted relativistic generator term) and ``{context}/generator_dra``; cropped standardised
+        ``pred`` and ``target``."""
+        if self.discriminator is None:
+            return {f"{context}/total_loss_with_adversarial": total}
+        idx = self.adversarial_index
+        g = dra_bce_generator_loss(self.discriminator(target[:, idx]), self.discriminator(pred[:, idx]))
+        weight = self.experiment.training.adversarial.weight
+        return {f"{context}/generator_dra": g, f"{context}/total_loss_with_adversarial": total + weight * g}
+
     def _geometric_metric(
         self, inputs: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, context: str
     ) -> dict[str, torch.Tensor]:
-        """Mean/std flow norm (LR px) from the downscaled prediction and target to the real input (spec
-        §4.5)."""
+        """Mean/std flow norm (LR px) from the downscaled prediction and target to the real input
+        (torchsisr's geometric metric)."""
         assert self.registration is not None
         reg = self.experiment.registration
         t = self.reg_target_index
@@ -449,7 +460,8 @@ class SISRModule(pl.LightningModule):
         mi = round(self.experiment.training.validation_margin / factor)
         logs: dict[str, torch.Tensor] = {}
         for name, hr in (("pred", pred), ("target", target)):
-            down = mtf_downscale(hr[:, t : t + 1].float(), factor, GEOMETRIC_METRIC_MTF)[:, 0]
+            kernel = self.experiment.training.psf_kernel
+            down = mtf_downscale(hr[:, t : t + 1].float(), factor, GEOMETRIC_METRIC_MTF, kernel=kernel)[:, 0]
             norm = flow_norm(crop(self.registration(down, real.float()), mi))
             logs[f"{context}/average_{name}_warp"] = norm.mean()
             logs[f"{context}/std_{name}_warp"] = norm.std()
