@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sisrlib.errors import SisrError
+
 #: Devices a predictor runs on.
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 
@@ -61,6 +63,26 @@ class ModelOptions:
     def given(self) -> dict[str, object]:
         """The options that were set, by name."""
         return {k: v for k, v in vars(self).items() if v is not None}
+
+    def refuse_contradictions(
+        self, path: Path, predictor: Predictor, holder: str, normalisation: str
+    ) -> None:
+        """Refuse options that contradict a model that carries all three (an exported model or this project's
+        checkpoint at ``path``): ``holder`` names what holds the bands and factor (e.g. ``"the yaml's"``),
+        ``normalisation`` says where the model keeps its standardisation."""
+        if self.standardisation is not None:
+            raise SisrError(
+                f"--model {path}: {normalisation}; drop the standardisation option ({self.standardisation!r})"
+            )
+        if self.bands is not None and tuple(self.bands) != predictor.in_bands:
+            raise SisrError(
+                f"--model {path}: the bands option {list(self.bands)} contradicts {holder} "
+                f"{list(predictor.in_bands)}"
+            )
+        if self.factor is not None and abs(float(self.factor) - predictor.factor) > 1e-9:
+            raise SisrError(
+                f"--model {path}: the factor option {self.factor:g} contradicts {holder} {predictor.factor:g}"
+            )
 
 
 def check_threads(threads: object) -> int:

@@ -127,24 +127,6 @@ def dn_model_from_any_checkpoint(
     return dn_model_from_checkpoint(p)
 
 
-def _refuse_contradictions(path: Path, predictor: TorchPredictor, options: ModelOptions) -> None:
-    if options.standardisation is not None:
-        raise SisrError(
-            f"--model {path}: this project's checkpoints store their standardisation; drop the "
-            f"standardisation option ({options.standardisation!r})"
-        )
-    if options.bands is not None and tuple(options.bands) != predictor.in_bands:
-        raise SisrError(
-            f"--model {path}: the bands option {list(options.bands)} contradicts the checkpoint's "
-            f"{list(predictor.in_bands)}"
-        )
-    if options.factor is not None and abs(float(options.factor) - predictor.factor) > 1e-9:
-        raise SisrError(
-            f"--model {path}: the factor option {options.factor:g} contradicts the checkpoint's "
-            f"{predictor.factor:g}"
-        )
-
-
 def open_checkpoint(
     path: str | os.PathLike[str],
     *,
@@ -166,7 +148,9 @@ def open_checkpoint(
         raise unknown_checkpoint(p)
     if kind == "sisrlib":
         predictor = TorchPredictor(dn_model_from_checkpoint(p), resolved)
-        _refuse_contradictions(p, predictor, options)
+        options.refuse_contradictions(
+            p, predictor, "the checkpoint's", "this project's checkpoints store their standardisation"
+        )
     else:
         predictor = TorchPredictor(dn_model_from_torchsisr(p, options), resolved)
         predictor.name = f"torchsisr {type(predictor.model.model).__name__}"

@@ -27,25 +27,6 @@ EXPECTED_KINDS = (
 )
 
 
-def _check_card_options(predictor: OnnxPredictor, options: ModelOptions) -> None:
-    path = predictor.card.yaml_path
-    if options.standardisation is not None:
-        raise SisrError(
-            f"--model {path}: an exported model holds its normalisation inside the graph; drop the "
-            f"standardisation option ({options.standardisation!r})"
-        )
-    if options.bands is not None and tuple(options.bands) != predictor.in_bands:
-        raise SisrError(
-            f"--model {path}: the bands option {list(options.bands)} contradicts the yaml's "
-            f"{list(predictor.in_bands)}"
-        )
-    if options.factor is not None and abs(float(options.factor) - predictor.factor) > 1e-9:
-        raise SisrError(
-            f"--model {path}: the factor option {options.factor:g} contradicts the yaml's "
-            f"{predictor.factor:g}"
-        )
-
-
 def open_model(
     path: str | os.PathLike[str],
     *,
@@ -66,7 +47,12 @@ def open_model(
     suffix = p.suffix.lower()
     if suffix in (".yaml", ".yml", ".onnx"):
         predictor = OnnxPredictor(p, threads=threads, device=device)
-        _check_card_options(predictor, options)
+        options.refuse_contradictions(
+            predictor.card.yaml_path,
+            predictor,
+            "the yaml's",
+            "an exported model holds its normalisation inside the graph",
+        )
         return predictor
     if p.is_dir():
         raise ValueError(f"--model {p} is a folder; expected {EXPECTED_KINDS}")
