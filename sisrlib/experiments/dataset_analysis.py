@@ -99,6 +99,42 @@ class DatasetAnalysisParams:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
 
 
+class _SiteSpectra:
+    """The target's and the bicubic input's FFT profiles over the batches of one site, and its PRR.
+
+    The first batch fixes the bands: ``bands``, the target bands that have an input
+    (``input_band_available``), and ``shared``, those that are input bands too; and the FFT size
+    (``fft_size``, else twice the patch)."""
+
+    def __init__(self, fft_size: int | None) -> None:
+        self.fft_size = fft_size
+        self.bands: tuple[str, ...] = ()
+        self.shared: tuple[str, ...] = ()
+        self._target: fda.ProfileAccumulator | None = None
+        self._input: fda.ProfileAccumulator | None = None
+
+    def update(self, batch: Batch, target: torch.Tensor) -> None:
+        """Add ``batch``, whose target (reflectance ``[B, C_t, H, W]``, possibly registered) is ``target``."""
+        if self._target is None or self._input is None:
+            self.bands = tuple(b for b in batch.target_bands if input_band_available(batch, b))
+            self.shared = tuple(b for b in batch.target_bands if b in batch.input_bands)
+            size = self.fft_size or 2 * target.shape[-1]
+            self._target, self._input = fda.ProfileAccumulator(size), fda.ProfileAccumulator(size)
+        if self.bands:
+            self._target.update(target[:, [batch.target_bands.index(b) for b in self.bands]])
+            self._input.update(bicubic_input(batch, self.bands))
+
+    def prr_row(self) -> dict[str, Any]:
+        """``prr_<band>`` columns (the target's high frequencies missing from the bicubic input, %); an
+        ``SisrError`` when no batch was added."""
+        if self._target is None or self._input is None:
+            raise SisrError("no batch to analyse (empty test split)")
+        if not self.bands:
+            return {}
+        t_db, i_db = fda.to_db(self._target.compute()[1]), fda.to_db(self._input.compute()[1])
+        return per_band_row("prr", fda.frr(i_db, t_db, i_db)[2], self.bands)
+
+
 def analyse_batches(
     batches: Iterable[Batch],
     params: DatasetAnalysisParams,
@@ -110,27 +146,17 @@ def analyse_batches(
     with_brisque = _brisque_available(params)
     means = MetricMeans()
     geom, true_geom, epe = Moments(), Moments(), Moments()
-    target_acc: fda.ProfileAccumulator | None = None
-    input_acc: fda.ProfileAccumulator | None = None
-    fda_bands: tuple[str, ...] = ()
-    shared: tuple[str, ...] = ()
+    spectra = _SiteSpectra(params.fft_size)
     patches = 0
     target_bands: tuple[str, ...] = ()
     for batch in batches:
         target_bands = batch.target_bands
         target = dn_to_reflectance(batch.target)
         inputs = dn_to_reflectance(batch.inputs)
-        if target_acc is None:
-            fda_bands = tuple(b for b in batch.target_bands if input_band_available(batch, b))
-            shared = tuple(b for b in batch.target_bands if b in batch.input_bands)
-            size = params.fft_size or 2 * target.shape[-1]
-            target_acc, input_acc = fda.ProfileAccumulator(size), fda.ProfileAccumulator(size)
-        assert input_acc is not None
+        spectra.update(batch, target)
+        shared = spectra.shared
         n = len(batch)
         patches += n
-        if fda_bands:
-            target_acc.update(target[:, [batch.target_bands.index(b) for b in fda_bands]])
-            input_acc.update(bicubic_input(batch, fda_bands))
         if shared:
             t_idx = [batch.target_bands.index(b) for b in shared]
             i_idx = [batch.input_bands.index(b) for b in shared]
@@ -167,15 +193,9 @@ def analyse_batches(
             true_geom.update(flow_norm(crop(true, params.flow_margin)))
             if flow is not None:
                 epe.update(flow_norm(crop(flow - true.to(flow), params.flow_margin)))
-    if target_acc is None or input_acc is None:
-        raise SisrError("no batch to analyse (empty test split)")
-    row: dict[str, Any] = {"patches": patches}
-    if fda_bands:
-        _, t_prof = target_acc.compute()
-        _, i_prof = input_acc.compute()
-        t_db, i_db = fda.to_db(t_prof), fda.to_db(i_prof)
-        _, _, prr = fda.frr(i_db, t_db, i_db)
-        row.update(per_band_row("prr", prr, fda_bands))
+    prr = spectra.prr_row()
+    shared = spectra.shared
+    row: dict[str, Any] = {"patches": patches, **prr}
     if shared:
         row.update(per_band_row("rad_bias", means.mean("rad_bias"), shared))
         row.update(per_band_row("rad_rmse", means.mean("rad_mse").sqrt(), shared))
@@ -256,10 +276,7 @@ def _analyse_reference(
     with_brisque = _brisque_available(params)
     means = MetricMeans()
     geom = Moments()
-    target_acc: fda.ProfileAccumulator | None = None
-    input_acc: fda.ProfileAccumulator | None = None
-    fda_bands: tuple[str, ...] = ()
-    shared: tuple[str, ...] = ()
+    spectra = _SiteSpectra(params.fft_size)
     target_bands: tuple[str, ...] = ()
     factor = 1.0
     patches = 0
@@ -295,17 +312,10 @@ def _analyse_reference(
             kernel="reference",
         ).target
         target = t_stats.unstandardise(registered)
-        if target_acc is None:
-            fda_bands = tuple(b for b in batch.target_bands if input_band_available(batch, b))
-            shared = tuple(b for b in batch.target_bands if b in batch.input_bands)
-            size = params.fft_size or 2 * target.shape[-1]
-            target_acc, input_acc = fda.ProfileAccumulator(size), fda.ProfileAccumulator(size)
-        assert input_acc is not None
+        spectra.update(batch, target)
+        shared = spectra.shared
         n = len(batch)
         patches += n
-        if fda_bands:
-            target_acc.update(target[:, [batch.target_bands.index(b) for b in fda_bands]])
-            input_acc.update(bicubic_input(batch, fda_bands))
         if shared:
             t_idx = [batch.target_bands.index(b) for b in shared]
             i_idx = [batch.input_bands.index(b) for b in shared]
@@ -327,12 +337,9 @@ def _analyse_reference(
         geom.update(flow_norm(flow))
         if with_brisque:
             means.update("brisque", _brisque(target, params).mean(dim=0), n)
-    if target_acc is None or input_acc is None:
-        raise SisrError("no batch to analyse (empty test split)")
-    row: dict[str, Any] = {"patches": patches, "variant": "reference"}
-    if fda_bands:
-        t_db, i_db = fda.to_db(target_acc.compute()[1]), fda.to_db(input_acc.compute()[1])
-        row.update(per_band_row("prr", fda.frr(i_db, t_db, i_db)[2], fda_bands))
+    prr = spectra.prr_row()
+    shared = spectra.shared
+    row: dict[str, Any] = {"patches": patches, "variant": "reference", **prr}
     if shared:
         mean = means.mean("rad_mean")
         row.update(per_band_row("rad_bias", mean, shared))
