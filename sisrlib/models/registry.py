@@ -9,6 +9,7 @@ of the registry (``ModelParams.generator`` still lists the names a params file m
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from torch import nn
 
@@ -25,32 +26,33 @@ GeneratorBuilder = Callable[[ModelParams, int, int], SRModel]
 #: ``builder(params) -> nn.Module`` (a discriminator fed ``params.num_in_ch`` bands).
 DiscriminatorBuilder = Callable[[DiscriminatorParams], nn.Module]
 
+#: A builder type (generator or discriminator).
+B = TypeVar("B", GeneratorBuilder, DiscriminatorBuilder)
+
 GENERATORS: dict[str, GeneratorBuilder] = {}
 DISCRIMINATORS: dict[str, DiscriminatorBuilder] = {}
 
 
-def register_generator(name: str) -> Callable[[GeneratorBuilder], GeneratorBuilder]:
-    """Decorator: register ``builder`` as the generator ``name`` (a ValueError if the name is taken)."""
+def _registrar(registry: dict[str, B], name: str, kind: str) -> Callable[[B], B]:
+    """Decorator registering a builder in ``registry`` as ``name`` (a ValueError if the name is taken)."""
 
-    def decorate(builder: GeneratorBuilder) -> GeneratorBuilder:
-        if name in GENERATORS:
-            raise ValueError(f"register_generator: a generator named {name!r} is already registered")
-        GENERATORS[name] = builder
+    def decorate(builder: B) -> B:
+        if name in registry:
+            raise ValueError(f"register_{kind}: a {kind} named {name!r} is already registered")
+        registry[name] = builder
         return builder
 
     return decorate
+
+
+def register_generator(name: str) -> Callable[[GeneratorBuilder], GeneratorBuilder]:
+    """Decorator: register ``builder`` as the generator ``name`` (a ValueError if the name is taken)."""
+    return _registrar(GENERATORS, name, "generator")
 
 
 def register_discriminator(name: str) -> Callable[[DiscriminatorBuilder], DiscriminatorBuilder]:
     """Decorator: register ``builder`` as the discriminator kind ``name`` (a ValueError if it is taken)."""
-
-    def decorate(builder: DiscriminatorBuilder) -> DiscriminatorBuilder:
-        if name in DISCRIMINATORS:
-            raise ValueError(f"register_discriminator: a discriminator named {name!r} is already registered")
-        DISCRIMINATORS[name] = builder
-        return builder
-
-    return decorate
+    return _registrar(DISCRIMINATORS, name, "discriminator")
 
 
 @register_generator("esrgan")
