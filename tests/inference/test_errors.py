@@ -9,6 +9,7 @@ import pytest
 
 from sisrlib.cli import main
 from tests.helpers.export_helpers import smooth_dn, write_geotiff
+from tests.inference.conftest import OnTile
 
 
 def _fails(args: list[str], out_dir: Path, capsys: pytest.CaptureFixture[str], *expected: str) -> None:
@@ -134,24 +135,13 @@ def test_missing_input_and_output_folder(
 
 
 def test_error_during_the_tile_loop_leaves_nothing(
-    model: Path,
-    good_input: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    model: Path, good_input: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], on_tile: OnTile
 ) -> None:
     from sisrlib.errors import SisrError
-    from sisrlib.predictors import onnx as predictors
 
-    calls = {"n": 0}
-    original = predictors.OnnxPredictor.__call__
+    def fail() -> None:
+        raise SisrError("simulated failure on tile 3")
 
-    def failing(self: predictors.OnnxPredictor, dn: np.ndarray) -> np.ndarray:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise SisrError("simulated failure on tile 3")
-        return original(self, dn)
-
-    monkeypatch.setattr(predictors.OnnxPredictor, "__call__", failing)
+    on_tile(3, fail)
     _fails(["--model", str(model), "--input", str(good_input), "--tile-size", "16"], tmp_path, capsys,
            "simulated failure on tile 3")  # fmt: skip

@@ -37,6 +37,7 @@ from sisrlib.models.dn_model import DNModel
 from sisrlib.predictors import OnnxPredictor
 from sisrlib.predictors.torch_models import TorchPredictor
 from tests.helpers.export_helpers import BANDS, CRS_UTM, TinySR, smooth_dn, write_geotiff
+from tests.inference.conftest import OnTile
 
 X0, Y0 = 300000.0, 4200000.0
 
@@ -367,24 +368,9 @@ def test_bands_option_contradicting_the_descriptions(
 
 
 def test_sigterm_removes_the_temporary_and_exits_non_zero(
-    model: Path,
-    good_input: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    model: Path, good_input: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], on_tile: OnTile
 ) -> None:
-    from sisrlib.predictors import onnx as predictors
-
-    calls = {"n": 0}
-    original = predictors.OnnxPredictor.__call__
-
-    def terminated(self: predictors.OnnxPredictor, dn: np.ndarray) -> np.ndarray:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return original(self, dn)
-
-    monkeypatch.setattr(predictors.OnnxPredictor, "__call__", terminated)
+    on_tile(2, lambda: os.kill(os.getpid(), signal.SIGTERM))
     before = sorted(p.name for p in tmp_path.iterdir())
     out = tmp_path / "out.tif"
     rc = _infer("--model", str(model), "--input", str(good_input), "--output", str(out), "--tile-size", "16")

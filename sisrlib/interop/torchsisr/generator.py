@@ -29,16 +29,14 @@ from sisrlib.bands import BAND_RESOLUTION_M, Standardisation, validate_bands
 from sisrlib.interop.torchsisr.layout import (
     GENERATOR_PREFIX,
     check_finite,
-    read_torchsisr_checkpoint,
     refuse,
-    sub_state,
     unique_count,
 )
 from sisrlib.interop.torchsisr.networks import carn_from_weights, esrgan_from_weights
+from sisrlib.interop.torchsisr.opening import open_network
 from sisrlib.interop.torchsisr.run_config import (
     MISSING,
     ConfigArg,
-    load_run_config,
     lookup,
     number,
 )
@@ -257,18 +255,15 @@ def import_generator(
     Raises :class:`CheckpointError` naming the file, key and fix (see :func:`read_torchsisr_checkpoint`),
     when bands are unknown or the configuration contradicts the weights.
     """
-    p = Path(path)
-    ckpt = read_torchsisr_checkpoint(p)
-    state: Mapping[str, torch.Tensor] = ckpt["state_dict"]
-    cfg, cfg_where = load_run_config(p, config)
-    prov: dict[str, str] = {"run configuration": cfg_where}
-    src = sub_state(state, GENERATOR_PREFIX)
-    if not src:
-        raise refuse(
-            p,
-            f"state_dict holds no {GENERATOR_PREFIX}* weights",
-            "it holds no torchsisr SR network (a registration-only file? use import_registration)",
-        )
+    opened = open_network(
+        path,
+        config,
+        GENERATOR_PREFIX,
+        "",
+        "it holds no torchsisr SR network (a registration-only file? use import_registration)",
+    )
+    p, ckpt, state, src = opened.path, opened.checkpoint, opened.state, opened.weights
+    cfg, cfg_where, prov = opened.config, opened.config_where, opened.provenance
     pretraining, why = is_pretraining(ckpt, cfg, unique_count(src))
     if pretraining and not allow_untrained:
         raise refuse(

@@ -26,10 +26,9 @@ from sisrlib.interop.torchsisr.layout import (
     check_finite,
     indices,
     need,
-    read_torchsisr_checkpoint,
     refuse,
-    sub_state,
 )
+from sisrlib.interop.torchsisr.opening import open_network
 from sisrlib.interop.torchsisr.run_config import (
     ConfigArg,
     agree,
@@ -116,19 +115,15 @@ def import_registration(
         max_range: the network's ``max_offset`` (LR px; 10 Sen2Venµs, 20 WorldStrat); default: configuration.
         channel: index of the band the flow is estimated on; default: configuration, else 2.
     """
-    p = Path(path)
-    ckpt = read_torchsisr_checkpoint(p)
-    state: Mapping[str, torch.Tensor] = ckpt["state_dict"]
-    cfg, cfg_where = load_run_config(p, config)
-    prov: dict[str, str] = {"run configuration": cfg_where}
-    src = sub_state(state, REGISTRATION_PREFIX)
-    if not src:
-        raise refuse(
-            p,
-            f"state_dict holds no {REGISTRATION_PREFIX}* weights (an EVOLAND run, or the flow network was "
-            "stripped)",
-            "use a registration pre-training checkpoint or a paper SR run checkpoint",
-        )
+    opened = open_network(
+        path,
+        config,
+        REGISTRATION_PREFIX,
+        " (an EVOLAND run, or the flow network was stripped)",
+        "use a registration pre-training checkpoint or a paper SR run checkpoint",
+    )
+    p, ckpt, src = opened.path, opened.checkpoint, opened.weights
+    cfg, cfg_where, prov = opened.config, opened.config_where, opened.provenance
     depth, start, min_skip, features = _unet_sizes(src, p)
     cfg_reg = lookup(cfg, "training_module.config.registration")
     if isinstance(cfg_reg, Mapping):
