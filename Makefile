@@ -55,7 +55,12 @@ lab: env ## JupyterLab on the notebooks with the project kernel
 # of stage NN is extended by files of stage NN or later, so editing it reruns stage NN and what follows.
 notebook_of = $(firstword $(wildcard notebooks/$(1)_*.ipynb))
 stage_params = $(sort $(wildcard params/$(PROFILE)/$(1)_*.yaml))
-stage_bases = $(wildcard params/$(PROFILE)/base/$(1)_*.yaml)
+# A profile may start from another's bases (`extends: ../../quick/base/...`): the embedded profile from the quick
+# one, the published from the paper; those bases count as its own for make.
+BASE_PROFILES_embedded := quick
+BASE_PROFILES_published := paper
+PROFILE_BASES = $(foreach p,$(PROFILE) $(BASE_PROFILES_$(PROFILE)),params/$(p)/base)
+stage_bases = $(wildcard $(foreach b,$(PROFILE_BASES),$(b)/$(1)_*.yaml))
 stage_outputs = $(patsubst params/$(PROFILE)/%.yaml,$(BUILD)/%.ipynb,$(call stage_params,$(1)))
 ALL_OUTPUTS := $(foreach s,$(STAGES),$(call stage_outputs,$(s)))
 
@@ -73,7 +78,7 @@ paper-notebooks: $(BUILD)/.params-checked $(ALL_OUTPUTS)
 check-params: env ## validate every params file of PROFILE (schema, and the datasets of the paper profile)
 	$(PY) -m sisrlib.pipeline check params/$(PROFILE)
 
-$(BUILD)/.params-checked: $(wildcard params/$(PROFILE)/*.yaml params/$(PROFILE)/base/*.yaml) | $(ENV_STAMP)
+$(BUILD)/.params-checked: $(wildcard params/$(PROFILE)/*.yaml $(addsuffix /*.yaml,$(PROFILE_BASES))) | $(ENV_STAMP)
 	@mkdir -p $(BUILD)
 	$(PY) -m sisrlib.pipeline check params/$(PROFILE)
 	@touch $@

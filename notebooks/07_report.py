@@ -23,8 +23,9 @@
 # with their numbers (FRU ≤ 2 %, FRR ≥ 15 %, spectrum above bicubic's beyond 0.5 Nyquist, residual distortion
 # `geom_mean` and `oracle_geom` ≤ 0.30 LR px for geom and geom+rad and ≥ 0.6 for baseline, oracle PSNR above
 # baseline's and bicubic's), and, when the weak-distortion (s2v2-like) sites are evaluated too, whether the
-# registration gain grows with the site's true distortion (the dose-response). A claim whose dataset is absent is not
-# listed; one whose column is absent says "missing values".
+# registration gain grows with the site's true distortion (the dose-response). On the WorldStrat-like sites (HR in
+# other radiometric units than the LR; the embedded profile) geom+rad's |LR bias| must be at most a third of geom's.
+# A claim whose dataset is absent is not listed; one whose column is absent says "missing values".
 
 # %% tags=["parameters"]
 params_file = "../params/smoke/07_report.yaml"

@@ -23,7 +23,7 @@ PROFILES = sorted(p.name for p in (ROOT / "params").iterdir() if p.is_dir())
 DATA_VARIABLES = ("SEN2VENUS_DATASET_PATH", "WORLDSTRATX2_DATASET_PATH", "WORLDSTRATX4_DATASET_PATH")
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick"])
+@pytest.mark.parametrize("profile", ["smoke", "quick", "embedded"])
 def test_embedded_profiles_check_before_their_data_are_built(
     profile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

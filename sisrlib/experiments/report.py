@@ -43,6 +43,8 @@ FRU_MAX = 2.0
 FRR_MIN = 15.0
 DISTORTION_MAX = 0.30
 BASELINE_DISTORTION_MIN = 0.6
+#: On the WorldStrat-like pairs (HR in other radiometric units): geom+rad's |LR bias| ≤ geom's / this.
+LR_BIAS_DIVISOR = 3.0
 #: (metric, what the registration gain is) of the dose-response: gain = geom − baseline (or baseline − geom).
 GAINS: tuple[tuple[str, str, bool], ...] = (
     ("geom_mean", "distortion removed (LR px)", False),
@@ -146,6 +148,12 @@ def strong_distortion(dataset: str) -> bool:
     return dataset.startswith("s2v1")
 
 
+def radiometric_distortion(dataset: str) -> bool:
+    """Whether a dataset label names WorldStrat-like pairs (``wsx2``, ``wsx4``), whose HR is stored in other
+    radiometric units than the LR."""
+    return dataset.startswith("ws")
+
+
 def registration_gain(table: pd.DataFrame, dataset: str, variant: str, column: str, higher: bool) -> float:
     """What registration brings on ``column``: ``variant − baseline`` (``higher`` is better) or
     ``baseline − variant``; NaN when either is missing."""
@@ -162,7 +170,8 @@ def check_mechanism(table: pd.DataFrame) -> list[MechanismCheck]:
     (``hf_excess_db > 0``), residual distortion (``geom_mean`` and ``oracle_geom``) ≤ 0.30 LR px while
     baseline's is ≥ 0.6, and an oracle PSNR above baseline's and bicubic's. For every ``s2v1xN`` with an
     ``s2v2xN``: the registration gain of geom (distortion removed, FRR gained, oracle PSNR gained) is larger
-    on the strong sites. A dataset or a column that is absent gives no check (smoke profile) or a failed check
+    on the strong sites. On the WorldStrat-like datasets (``ws*``), geom+rad's |LR bias| is at most a third of
+    geom's. A dataset or a column that is absent gives no check (smoke profile) or a failed check
     that says "missing values".
     """
     checks: list[MechanismCheck] = []
@@ -198,6 +207,16 @@ def check_mechanism(table: pd.DataFrame) -> list[MechanismCheck]:
                 "<",
             ),
         ]
+        if radiometric_distortion(dataset):
+            checks.append(
+                _check(
+                    dataset,
+                    f"geom+rad: |LR bias| ≤ |geom's| / {LR_BIAS_DIVISOR:g}",
+                    abs(v("geomrad", "lr_bias")),
+                    abs(v("geom", "lr_bias")) / LR_BIAS_DIVISOR,
+                    "<=",
+                )
+            )
         if not strong_distortion(dataset):
             continue
         for variant, name in (("geom", "geom"), ("geomrad", "geom+rad")):

@@ -84,6 +84,19 @@ def test_a_failing_claim_says_so_with_the_numbers() -> None:
     assert not row["holds"] and row["detail"] == "9.3 <= 2"
 
 
+def test_on_worldstrat_like_pairs_geomrad_must_remove_two_thirds_of_geoms_lr_bias() -> None:
+    rows = [_row("wsx4", variant, lr_bias=bias) for variant, bias in (("geom", -0.03), ("geomrad", 0.0101))]
+    checks = report.mechanism_frame(report.check_mechanism(pd.DataFrame(rows)))
+    row = checks[checks["claim"] == "geom+rad: |LR bias| ≤ |geom's| / 3"].iloc[0]
+    assert row["dataset"] == "wsx4" and not row["holds"] and row["detail"] == "0.0101 <= 0.01"
+    rows[1]["lr_bias"] = -0.0099  # the sign does not matter, the size does
+    checks = report.mechanism_frame(report.check_mechanism(pd.DataFrame(rows)))
+    assert checks[checks["claim"] == "geom+rad: |LR bias| ≤ |geom's| / 3"]["holds"].all()
+    # the Sen2Venµs-like datasets do not get this claim
+    s2v = report.mechanism_frame(report.check_mechanism(_table()))
+    assert not any("LR bias" in c for c in s2v["claim"])
+
+
 def test_an_absent_dataset_or_column_is_handled() -> None:
     checks = report.mechanism_frame(report.check_mechanism(_table(with_weak=False)))
     assert not any(" vs " in d for d in checks["dataset"])  # no weak sites: no dose-response claim
