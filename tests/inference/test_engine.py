@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -294,3 +297,22 @@ def test_cli_truncate_differs_from_rounding_by_at_most_1_dn(
     diff = outputs["round"] - outputs["truncate"]
     assert set(np.unique(diff).tolist()) <= {0, 1}  # positive DN: rint(v) - trunc(v) is 0 or 1
     assert 0.2 < (diff == 1).mean() < 0.8
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_the_reader_and_writer_threads_yield_to_the_model() -> None:
+    """lower_thread_priority renices the calling thread only (the model's threads keep their priority)."""
+    from sisrlib.inference.engine import BACKGROUND_NICENESS, lower_thread_priority
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: list[int] = []
+
+    def background() -> None:
+        lower_thread_priority()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    thread.join()
+    assert seen == [max(before, BACKGROUND_NICENESS)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
