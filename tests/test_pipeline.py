@@ -337,3 +337,25 @@ def test_command_line_with_a_project_root(
     assert "every file of" in capsys.readouterr().out
     assert pipeline_main(["check"]) == 2
     assert "usage: python -m sisrlib.pipeline check PARAMS_DIR [--root DIR]" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_make_reruns_a_profile_when_a_base_it_extends_in_another_profile_changes() -> None:
+    """params/embedded/ extends params/quick/base/: those bases are prerequisites of its notebooks."""
+    done = subprocess.run(
+        ["make", "-pn", "--no-print-directory", "PROFILE=embedded", "paper-notebooks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rule = next(
+        line
+        for line in done.stdout.splitlines()
+        if line.startswith("build/embedded/03_training_wsx2_geom.ipynb:")
+    )
+    prerequisites = rule.split(":", 1)[1].split("|")[0].split()
+    for base in ("params/quick/base/03_training.yaml", "params/quick/base/03_training_x2.yaml"):
+        assert base in prerequisites
+    assert "params/embedded/base/03_training_wsx2.yaml" in prerequisites
+    assert "build/embedded/02_registration_wsx2.ipynb" in prerequisites
