@@ -87,6 +87,10 @@ class RegistrationParams:
     #: PSF of the target's LR simulation (``sim_mtf``; :data:`sisrlib.degradation.PsfKernel`): ``exact``
     #: (half-width ⌈4σ⌉) or ``reference`` (torchsisr's 7×7 kernel: effective MTF 0.454 at ×4 for 0.4).
     psf_kernel: Literal["exact", "reference"] = "exact"
+    #: The radiometric correction of SR training (with ``radiometric``): ``additive`` (torchsisr's low-passed
+    #: residual: offset and low frequencies) or ``affine`` (ours: a per-patch, per-band gain and offset fitted
+    #: first, for an HR stored in other units; :mod:`sisrlib.registration.target`).
+    radiometric_model: Literal["additive", "affine"] = "additive"
 
     def __post_init__(self) -> None:
         if self.max_range <= 0 or self.flow_max_range <= 0:

@@ -8,7 +8,8 @@ producer), or a torchsisr Lightning checkpoint. PARAMS is an optional evaluation
 (``params/<profile>/04_*.yaml``) whose options are used (its list of runs is replaced by MODEL). A model that
 carries no test data (ONNX, torchsisr) is evaluated on the data of ``--data`` (a training params file), else
 of PARAMS' first run. Writes ``metrics.csv`` (the model's row, and a ``bicubic`` row with ``--bicubic``),
-``conventions.json``, FFT profiles and mosaics under ``--output``.
+``conventions.json``, FFT profiles and mosaics under ``--output``, never into PARAMS' ``figures_dir`` (the
+profile's figures, which ``make paper`` writes).
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         if data is None and _needs_data(spec, params):
             data = next((r.params_file for r in params.runs if r.params_file is not None), None)
         spec = dataclasses.replace(spec, data_params=data)
-        params = dataclasses.replace(params, runs=[spec], bicubic=bool(args.bicubic))
+        # One model's results go under --output only: PARAMS' figures_dir is the profile's (make paper's).
+        params = dataclasses.replace(params, runs=[spec], bicubic=bool(args.bicubic), figures_dir=None)
     else:
         spec = dataclasses.replace(spec, data_params=args.data)
         path = Path(target.rstrip("/"))

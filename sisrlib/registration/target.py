@@ -16,12 +16,19 @@ Everything happens on **standardised** tensors with a frozen flow network ``R``:
 
 Target bands that the input lacks (no LR counterpart) are warped but get no radiometric correction. With
 ``radiometric`` but not ``geometric`` the residual is taken against the unwarped ``sim``.
+
+The additive correction fixes the target's offset and low frequencies but not a gain: an HR stored at
+``g`` times the LR's units keeps ``g`` times the detail. ``radiometric_model="affine"`` (ours, not
+torchsisr's) first fits, per patch and band, the gain ``a`` and offset ``b`` that best map the low-passed
+``warp(sim, f)`` onto the low-passed ``real`` (least squares), applies them to the full-resolution target,
+then adds the low-passed residual ``real − (a·warp(sim, f) + b)`` as above.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +45,12 @@ FlowFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 RESIDUAL_MTF = 1e-5
 #: Half width of the residual and flow smoothing kernels (15×15).
 SMOOTHING_HALF_WIDTH = 7
+#: ``additive``: torchsisr's low-frequency residual; ``affine``: a fitted gain and offset first (see above).
+RadiometricModel = Literal["additive", "affine"]
+#: Bounds of the fitted gain of the ``affine`` model; a patch whose low-passed simulation is flat (variance
+#: below :data:`FLAT_VARIANCE`, standardised units²) keeps gain 1.
+GAIN_BOUNDS = (0.2, 5.0)
+FLAT_VARIANCE = 1e-6
 
 
 @dataclass
@@ -79,6 +92,20 @@ def _resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return scale * F.interpolate(flow, size=size, mode="bicubic", align_corners=False)
 
 
+def fit_gain_offset(sim: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per patch and band, the gain ``a`` and offset ``b`` (``[B, C, 1, 1]``) minimising
+    ``‖low_pass(real) − (a·low_pass(sim) + b)‖²`` over the patch (``sim``, ``real``: ``[B, C, h, w]``, same
+    units); ``a`` clamped to :data:`GAIN_BOUNDS`, 1 on a flat patch."""
+    lp_sim, lp_real = low_pass_residual(sim), low_pass_residual(real)
+    mean_sim = lp_sim.mean(dim=(-2, -1), keepdim=True)
+    mean_real = lp_real.mean(dim=(-2, -1), keepdim=True)
+    var = ((lp_sim - mean_sim) ** 2).mean(dim=(-2, -1), keepdim=True)
+    cov = ((lp_sim - mean_sim) * (lp_real - mean_real)).mean(dim=(-2, -1), keepdim=True)
+    gain = torch.where(var > FLAT_VARIANCE, cov / var.clamp_min(FLAT_VARIANCE), torch.ones_like(var))
+    gain = gain.clamp(*GAIN_BOUNDS)
+    return gain, mean_real - gain * mean_sim
+
+
 def _radiometric_correction(
     target: torch.Tensor,
     target_bands: Sequence[str],
@@ -88,8 +115,11 @@ def _radiometric_correction(
     sim_mtf: float,
     correction: torch.Tensor,
     kernel: PsfKernel = "exact",
+    registered: torch.Tensor | None = None,
 ) -> None:
-    """Add into ``correction`` (in place) the upsampled low-passed residual of the bands shared by both."""
+    """Add into ``correction`` (in place) the upsampled low-passed residual of the bands shared by both;
+    with ``registered`` (the warped target: the ``affine`` model) also ``(a − 1)·registered + b`` of the
+    fitted gain and offset, the residual then taken against ``a·sim + b``."""
     shared = [b for b in target_bands if b in real_bands]
     if not shared:
         return
@@ -99,7 +129,12 @@ def _radiometric_correction(
     sim = simulate_lr(target[:, t_idx], factor, sim_mtf, kernel=kernel)
     if flow is not None:
         sim = warp(sim, flow)
-    residual = low_pass_residual(real[:, r_idx] - sim)
+    lr = real[:, r_idx]
+    if registered is not None:
+        gain, offset = fit_gain_offset(sim, lr)
+        sim = gain * sim + offset
+        correction[:, t_idx] += (gain - 1.0) * registered[:, t_idx] + offset
+    residual = low_pass_residual(lr - sim)
     correction[:, t_idx] += upsample(residual, factor)
 
 
@@ -117,14 +152,18 @@ def register_target(
     lr_inputs: torch.Tensor | None = None,
     lr_bands: Sequence[str] = (),
     kernel: PsfKernel = "exact",
+    radiometric_model: RadiometricModel = "additive",
 ) -> RegisteredTarget:
     """Register ``target`` ``[B, C_t, H, W]`` onto ``inputs`` ``[B, C, h, w]`` (both standardised).
 
     ``channel``: index in ``input_bands`` of the band the flow is estimated on (it must be a target band too).
     ``lr_inputs`` ``[B, K, h', w']`` with ``lr_bands``: optional 20 m bands (radiometric correction of the
     matching target bands). ``kernel``: the PSF of the target's LR simulation (``sim_mtf``;
-    :data:`sisrlib.degradation.PsfKernel`). Runs without gradient.
+    :data:`sisrlib.degradation.PsfKernel`). ``radiometric_model``: :data:`RadiometricModel` (see the module
+    docstring). Runs without gradient.
     """
+    if radiometric_model not in ("additive", "affine"):
+        raise ValueError(f"radiometric_model must be 'additive' or 'affine', got {radiometric_model!r}")
     if target.dim() != 4 or inputs.dim() != 4:
         raise ValueError(
             f"target {tuple(target.shape)} and inputs {tuple(inputs.shape)} must be [B, C, H, W]"
@@ -145,6 +184,7 @@ def register_target(
     registered = warp(target, flow_hr) if geometric else target
     if radiometric:
         correction = torch.zeros_like(target)
+        affine = registered if radiometric_model == "affine" else None
         _radiometric_correction(
             target,
             target_bands,
@@ -154,13 +194,22 @@ def register_target(
             sim_mtf,
             correction,
             kernel,
+            affine,
         )
         if lr_inputs is not None and lr_bands:
             lr_only = [b for b in lr_bands if b not in input_bands]
             lr_flow = _resize_flow(flow, (lr_inputs.shape[-2], lr_inputs.shape[-1])) if geometric else None
             lr_idx = [list(lr_bands).index(b) for b in lr_only]
             _radiometric_correction(
-                target, target_bands, lr_inputs[:, lr_idx], lr_only, lr_flow, sim_mtf, correction, kernel
+                target,
+                target_bands,
+                lr_inputs[:, lr_idx],
+                lr_only,
+                lr_flow,
+                sim_mtf,
+                correction,
+                kernel,
+                affine,
             )
         registered = registered + correction
     return RegisteredTarget(registered, flow, flow_hr)

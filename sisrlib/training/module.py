@@ -243,6 +243,7 @@ class SISRModule(AuxiliaryBranches, RegistrationPretraining):
             kernel=reg.psf_kernel,
             lr_inputs=lr,
             lr_bands=self.lr_bands,
+            radiometric_model=reg.radiometric_model,
         ).target
 
     def _flow_generator(self, offset: int) -> torch.Generator:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sisrlib.degradation import simulate_lr, upsample
-from sisrlib.flow import warp
+from sisrlib.flow import upsample_flow, warp
 from sisrlib.registration.network import FlowEstimator
 from sisrlib.registration.target import register_target
 
@@ -86,6 +86,37 @@ def test_radiometric_registration_removes_a_low_frequency_field() -> None:
     hp = both.target - upsample(simulate_lr(both.target, 2, 0.4), 2)
     hp_geom = geom.target - upsample(simulate_lr(geom.target, 2, 0.4), 2)
     assert float(interior(hp - hp_geom, 12).abs().max()) < 0.05
+
+
+def test_the_affine_radiometric_model_removes_a_gain_the_additive_one_keeps() -> None:
+    """HR stored at g times the LR's units plus an offset (per band): the additive correction fixes the low
+    frequencies but keeps the detail at 1/g of the input's; the affine model brings the detail to the input's
+    units too, and on an exact affine relation recovers the target in the input's units."""
+    truth = scene(96, seed=3)  # the scene in the LR sensor's units
+    gain = torch.tensor([0.8, 0.7, 0.75, 0.55]).view(1, 4, 1, 1)
+    offset = torch.tensor([0.3, -0.2, 0.1, 0.4]).view(1, 4, 1, 1)
+    target = gain * truth + offset  # the HR sensor's units
+    flow = smooth_flow_field(48)
+    real = warp(simulate_lr(truth, 2, 0.4), flow)
+    net = OracleFlow(flow)
+    expected = warp(truth, upsample_flow(flow, 2))
+    additive = register_target(net, target, real, BANDS, BANDS, 2, geometric=True, radiometric=True)
+    affine = register_target(
+        net, target, real, BANDS, BANDS, 2, geometric=True, radiometric=True, radiometric_model="affine"
+    )
+
+    def detail(x: torch.Tensor) -> torch.Tensor:
+        return interior(x - upsample(simulate_lr(x, 2, 0.4), 2), 12).std(dim=(-1, -2))
+
+    # additive: the detail keeps more than half of the gain's deficit (0.84, 0.77, 0.81, 0.65 here)
+    kept = detail(additive.target) / detail(expected)
+    assert bool((kept < 1.0 - (1.0 - gain.view(1, 4)) / 2).all()), kept
+    torch.testing.assert_close(detail(affine.target) / detail(expected), torch.ones(1, 4), atol=0.01, rtol=0)
+    assert float(interior(affine.target - expected, 12).abs().mean()) < 0.01 * float(
+        interior(additive.target - expected, 12).abs().mean()
+    )
+    with pytest.raises(ValueError, match="radiometric_model must be 'additive' or 'affine'"):
+        register_target(net, target, real, BANDS, BANDS, 2, radiometric=True, radiometric_model="gain")
 
 
 def test_radiometric_only_and_no_registration() -> None:

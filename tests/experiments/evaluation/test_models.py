@@ -106,6 +106,30 @@ def test_cli_evaluates_an_onnx_model_with_the_data_of_the_params_file(
     assert run_spec(str(trained["yaml"]).replace(".yaml", ".onnx")).checkpoint is not None
 
 
+def test_cli_writes_figures_under_output_never_into_the_profiles_figures(
+    trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "default_datamodule", fake_factory)
+    params = tmp_path / "04_evaluation.yaml"
+    profile_figures = tmp_path / "figures" / "profile"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "runs": [{"params_file": str(trained["training"])}],
+                "output_dir": str(tmp_path / "x"),
+                "figures_dir": str(profile_figures),
+                "mosaic_patches": 1,
+                "mosaic_columns": 1,
+            }
+        )
+    )
+    out = tmp_path / "cli"
+    rc = cli_main(["evaluate", str(trained["yaml"]), str(params), "--output", str(out), "--max-batches", "1"])
+    assert rc == 0
+    assert list(out.rglob("*fft_profiles.png"))
+    assert not profile_figures.exists()
+
+
 def test_model_without_test_data_is_refused(
     trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
