@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.plugins.environments import SLURMEnvironment
 
 from sisrlib.atomic import atomic_output
 from sisrlib.metrics.perceptual import perceptual_unavailable
@@ -140,6 +144,49 @@ class RandomStates(Callback):
         random.setstate((version, tuple(internal), gauss))
 
 
+class DeferredRequeue(Callback):
+    """SLURM's requeue signal (SIGUSR1, ``hpc_ckpt_<n>.ckpt`` then ``scontrol requeue``), acted on after the
+    current training step instead of inside the signal handler.
+
+    Lightning saves the checkpoint from within its handler, i.e. wherever the main thread happened to be,
+    possibly in the middle of writing ``last.ckpt`` or the logs: re-entering that code could hang the run
+    (seen about once in twelve runs of ``tests/training/test_signals.py`` on a loaded machine). This callback
+    installs, before Lightning registers its own, a handler that only records the signal (Lightning then
+    keeps it), and runs Lightning's requeue actions at the end of the next training batch.
+    """
+
+    def __init__(self) -> None:
+        self._received: int | None = None
+        self._signal: int | None = None
+        self._previous: Any = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        environment = trainer._accelerator_connector.cluster_environment
+        if (
+            stage != "fit"
+            or not isinstance(environment, SLURMEnvironment)
+            or not environment.auto_requeue
+            or threading.current_thread() is not threading.main_thread()
+        ):
+            return
+        signum = environment.requeue_signal or signal.SIGUSR1
+        self._signal = int(signum)
+        self._previous = signal.signal(signum, self._record)
+
+    def _record(self, signum: int, _frame: FrameType | None) -> None:
+        self._received = signum
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if self._received is not None:
+            signum, self._received = self._received, None
+            trainer._signal_connector._slurm_sigusr_handler_fn(signum, None)  # type: ignore[arg-type]
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._signal is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(self._signal, self._previous)
+            self._signal = None
+
+
 def _best(params: ExperimentParams, name: str, monitor: str) -> ModelCheckpoint:
     """Lightning's top-1 checkpoint ``<checkpoint_dir>/<name>.ckpt`` of the minimum of ``monitor``."""
     return ModelCheckpoint(
@@ -168,7 +215,8 @@ def brisque_available(params: ExperimentParams) -> bool:
 def run_callbacks(params: ExperimentParams) -> list[Callback]:
     """The callbacks of a run: ``best.ckpt`` (min ``validation/total_loss``), ``last.ckpt``, and the
     checkpoints of torchsisr asked for by ``training`` (``best_total.ckpt``, ``best_brisque.ckpt``,
-    ``step_{global_step:06d}.ckpt``); the learning-rate log, the random states and the epoch count."""
+    ``step_{global_step:06d}.ckpt``); the learning-rate log, the random states, the epoch count and SLURM's
+    requeue signal handled between steps."""
     tp = params.training
     callbacks: list[Callback] = [
         _best(params, "best", MONITOR),
@@ -176,6 +224,7 @@ def run_callbacks(params: ExperimentParams) -> list[Callback]:
         LearningRateMonitor("step"),
         RandomStates(),
         EpochsCompleted(),
+        DeferredRequeue(),
     ]
     if tp.best_total_checkpoint:
         callbacks.append(_best(params, "best_total", MONITOR_TOTAL))
@@ -187,6 +236,7 @@ def run_callbacks(params: ExperimentParams) -> list[Callback]:
 
 
 __all__ = [
+    "DeferredRequeue",
     "EpochsCompleted",
     "RandomStates",
     "SaveLastCheckpoint",
