@@ -20,6 +20,7 @@ from sisrlib.degradation import PSF_KERNELS, PsfKernel
 from sisrlib.models.params import DiscriminatorParams, ModelParams
 from sisrlib.params import from_mapping, load, read_yaml, to_mapping
 from sisrlib.registration.pretraining import PENALTIES, Composition, Penalty
+from sisrlib.registration.target import RadiometricModel
 from sisrlib.simulation_params import SimulationParams, WaldParams
 
 #: Lightning accelerators this project can run on (``tpu``/``hpu`` need packages it does not install).
@@ -90,7 +91,7 @@ class RegistrationParams:
     #: The radiometric correction of SR training (with ``radiometric``): ``additive`` (torchsisr's low-passed
     #: residual: offset and low frequencies) or ``affine`` (ours: a per-patch, per-band gain and offset fitted
     #: first, for an HR stored in other units; :mod:`sisrlib.registration.target`).
-    radiometric_model: Literal["additive", "affine"] = "additive"
+    radiometric_model: RadiometricModel = "additive"
 
     def __post_init__(self) -> None:
         if self.max_range <= 0 or self.flow_max_range <= 0:
