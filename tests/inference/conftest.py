@@ -23,8 +23,8 @@ def good_input(tmp_path: Path) -> Path:
     return write_geotiff(tmp_path / "in.tif", smooth_dn(4, 20, 24))
 
 
-#: ``on_tile(n, action)``: from then on, the ONNX model's n-th call (1-based) of the test runs ``action()``
-#: first (raise to fail that tile, send a signal to interrupt the run), every call then predicting as usual.
+#: ``on_tile(n, action)``: the ONNX model's n-th call of the test (1-based) runs ``action()`` first (raise to
+#: fail that tile, send a signal to interrupt the run); otherwise every call predicts as usual.
 OnTile = Callable[[int, Callable[[], None]], None]
 
 
