@@ -19,6 +19,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from sisrlib.commands.model_options import add_model_options, model_bands
 from sisrlib.errors import SisrError
 from sisrlib.experiments.evaluation.conventions import conventions_line
 from sisrlib.experiments.evaluation.params import CHECKPOINT_FILES, EvaluationParams, RunSpec
@@ -43,24 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="training params YAML whose test data, margin and registration channel to use for a model that "
         "carries none (ONNX, torchsisr; default: the first run of PARAMS)",
     )
-    parser.add_argument(
-        "--model-bands",
-        default=None,
-        help="torchsisr checkpoints only: input band names in channel order, comma-separated (e.g. "
-        "B2,B3,B4,B8), when its run configuration (.hydra/config.yaml beside it) does not say",
-    )
-    parser.add_argument(
-        "--model-factor",
-        type=float,
-        default=None,
-        help="torchsisr checkpoints only: the super-resolution factor, when its run configuration does not "
-        "say",
-    )
-    parser.add_argument(
-        "--standardisation",
-        default=None,
-        help="torchsisr checkpoints only: named statistics (e.g. sen2venusx2) instead of its own",
-    )
+    add_model_options(parser)
     parser.add_argument(
         "--output", "-o", default=None, help="output folder (default: build/evaluation/<model>)"
     )
@@ -104,9 +88,7 @@ def run(args: argparse.Namespace) -> int:
     target = str(args.model)
     spec = dataclasses.replace(
         run_spec(target),
-        model_bands=[b.strip() for b in args.model_bands.split(",") if b.strip()]
-        if args.model_bands
-        else None,
+        model_bands=list(bands) if (bands := model_bands(args)) is not None else None,
         model_factor=args.model_factor,
         standardisation=args.standardisation,
     )

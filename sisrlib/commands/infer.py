@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from sisrlib.commands.model_options import add_model_options, model_bands
 from sisrlib.inference.engine import DEFAULT_TILE_SIZE, super_resolve
 from sisrlib.inference.inputs import open_source
 from sisrlib.inference.output import (
@@ -128,24 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="cpu",
         help="cpu (default) or cuda: ONNX Runtime's CUDA execution provider, or torch's CUDA for checkpoints",
     )
-    parser.add_argument(
-        "--model-bands",
-        default=None,
-        help="torchsisr checkpoints only: the model's input bands, comma-separated, when its run "
-        "configuration (.hydra/config.yaml beside it) does not say",
-    )
-    parser.add_argument(
-        "--model-factor",
-        type=float,
-        default=None,
-        help="torchsisr checkpoints only: the super-resolution factor, when its run configuration does not "
-        "say",
-    )
-    parser.add_argument(
-        "--standardisation",
-        default=None,
-        help="torchsisr checkpoints only: named statistics (e.g. evoland) instead of the checkpoint's own",
-    )
+    add_model_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -160,9 +144,7 @@ def load_predictor(args: argparse.Namespace) -> Predictor:
     """The model of ``--model`` (:func:`sisrlib.predictors.open_model`), or with ``--bicubic`` the bicubic
     baseline on its bands and factor."""
     options = ModelOptions(
-        bands=tuple(b.strip() for b in args.model_bands.split(",") if b.strip())
-        if args.model_bands
-        else None,
+        bands=model_bands(args),
         factor=args.model_factor,
         standardisation=args.standardisation,
     )
