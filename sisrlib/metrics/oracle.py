@@ -46,6 +46,7 @@ import torch
 
 from sisrlib.degradation import mtf_downscale, upsample
 from sisrlib.flow import flow_norm, upsample_flow, warp
+from sisrlib.linear_fit import fit_line
 from sisrlib.metrics.pixel import crop
 
 __all__ = ["DEFAULT_FRACTIONS", "KeptDistortion", "oracle_target", "radiometric_decomposition"]
@@ -81,13 +82,7 @@ def radiometric_decomposition(
         )
     r = true_radiometry.double()
     s = lr_input.double() - r
-    s_mean = s.mean(dim=(-2, -1), keepdim=True)
-    r_mean = r.mean(dim=(-2, -1), keepdim=True)
-    ds = s - s_mean
-    var = ds.square().mean(dim=(-2, -1), keepdim=True)
-    cov = (ds * (r - r_mean)).mean(dim=(-2, -1), keepdim=True)
-    a = torch.where(var > 0, cov / var.clamp_min(1e-12), torch.zeros_like(var))
-    c = r_mean - a * s_mean
+    a, c = fit_line(s, r)
     rho = r - a * s - c
     return a, c, rho
 

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from sisrlib.degradation import PsfKernel, depthwise_filter, psf_kernel, simulate_lr, upsample
 from sisrlib.flow import smooth_flow, upsample_flow, warp
+from sisrlib.linear_fit import fit_line
 
 #: What :func:`register_target` needs of the flow network: ``net(left [B, h, w], right [B, h, w])`` →
 #: flow ``[B, 2, h, w]`` (LR px) with ``warp(left, flow) ≈ right`` (e.g. a
@@ -96,14 +97,13 @@ def fit_gain_offset(sim: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor
     """Per patch and band, the gain ``a`` and offset ``b`` (``[B, C, 1, 1]``) minimising
     ``‖low_pass(real) − (a·low_pass(sim) + b)‖²`` over the patch (``sim``, ``real``: ``[B, C, h, w]``, same
     units); ``a`` clamped to :data:`GAIN_BOUNDS`, 1 on a flat patch."""
-    lp_sim, lp_real = low_pass_residual(sim), low_pass_residual(real)
-    mean_sim = lp_sim.mean(dim=(-2, -1), keepdim=True)
-    mean_real = lp_real.mean(dim=(-2, -1), keepdim=True)
-    var = ((lp_sim - mean_sim) ** 2).mean(dim=(-2, -1), keepdim=True)
-    cov = ((lp_sim - mean_sim) * (lp_real - mean_real)).mean(dim=(-2, -1), keepdim=True)
-    gain = torch.where(var > FLAT_VARIANCE, cov / var.clamp_min(FLAT_VARIANCE), torch.ones_like(var))
-    gain = gain.clamp(*GAIN_BOUNDS)
-    return gain, mean_real - gain * mean_sim
+    return fit_line(
+        low_pass_residual(sim),
+        low_pass_residual(real),
+        min_variance=FLAT_VARIANCE,
+        flat_slope=1.0,
+        slope_bounds=GAIN_BOUNDS,
+    )
 
 
 def _radiometric_correction(
