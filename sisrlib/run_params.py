@@ -92,8 +92,16 @@ class RegistrationParams:
     #: residual: offset and low frequencies) or ``affine`` (ours: a per-patch, per-band gain and offset fitted
     #: first, for an HR stored in other units; :mod:`sisrlib.registration.target`).
     radiometric_model: RadiometricModel = "additive"
+    #: Where SR training's registration flow comes from: ``network`` (the flow network: the method) or
+    #: ``true_flow`` (the batch's stored true flow, simulated sites only: an oracle registration that shows
+    #: what the network's error costs; the radiometric correction then uses the true flow too).
+    flow_source: Literal["network", "true_flow"] = "network"
 
     def __post_init__(self) -> None:
+        if self.flow_source not in ("network", "true_flow"):
+            raise ValueError(
+                f"registration.flow_source must be 'network' or 'true_flow', got {self.flow_source!r}"
+            )
         if self.max_range <= 0 or self.flow_max_range <= 0:
             raise ValueError(
                 f"max_range and flow_max_range must be > 0, got {self.max_range}, {self.flow_max_range}"
@@ -174,6 +182,11 @@ class LossParams:
     #: (0: off, the reference).
     highpass_l1: float = 0.0
     highpass_sigma: float = 1.0
+    #: Weight of an L1 term on the amplitude spectra of prediction and target at frequencies of at least
+    #: ``fft_min_frequency`` Nyquist (HR): asks for the target's detail energy, insensitive to where the
+    #: detail lies (a translation does not change an amplitude spectrum). 0: off, the reference.
+    fft_amplitude_l1: float = 0.0
+    fft_min_frequency: float = 0.5
     #: Weight of the per-band L1 between the prediction from the *simulated* input (``training.simulation``)
     #: and the target (torchsisr's ``l1_sim``; the EVOLAND model's only pixel loss).
     l1_sim: float = 0.0
@@ -186,7 +199,7 @@ class LossParams:
     band_weights: dict[str, float] | None = None
 
     #: Numeric fields that are not loss weights (every other number of this section is one).
-    NOT_WEIGHTS: ClassVar[tuple[str, ...]] = ("highpass_sigma",)
+    NOT_WEIGHTS: ClassVar[tuple[str, ...]] = ("highpass_sigma", "fft_min_frequency")
 
     def __post_init__(self) -> None:
         for key, value in self.weights.items():
@@ -194,9 +207,20 @@ class LossParams:
                 raise ValueError(f"training.losses.{key} must be >= 0 (0 turns the term off), got {value}")
         if self.highpass_sigma <= 0:
             raise ValueError(f"training.losses.highpass_sigma must be > 0 HR px, got {self.highpass_sigma}")
+        if not 0.0 <= self.fft_min_frequency < 1.0:
+            raise ValueError(
+                "training.losses.fft_min_frequency must lie in [0, 1) (relative to the HR Nyquist "
+                f"frequency), got {self.fft_min_frequency}"
+            )
         for band, value in (self.band_weights or {}).items():
             if not value >= 0:
                 raise ValueError(f"training.losses.band_weights.{band} must be >= 0, got {value}")
+
+    @property
+    def real_input_weights(self) -> dict[str, float]:
+        """The weights of the terms on the prediction from the real input: every weight but the simulated
+        branch's (``l1_sim``) and the Wald branch's (``wald_l1``)."""
+        return {k: v for k, v in self.weights.items() if k not in ("l1_sim", "wald_l1")}
 
     @property
     def weights(self) -> dict[str, float]:

@@ -153,6 +153,7 @@ def register_target(
     lr_bands: Sequence[str] = (),
     kernel: PsfKernel = "exact",
     radiometric_model: RadiometricModel = "additive",
+    flow: torch.Tensor | None = None,
 ) -> RegisteredTarget:
     """Register ``target`` ``[B, C_t, H, W]`` onto ``inputs`` ``[B, C, h, w]`` (both standardised).
 
@@ -160,7 +161,8 @@ def register_target(
     ``lr_inputs`` ``[B, K, h', w']`` with ``lr_bands``: optional 20 m bands (radiometric correction of the
     matching target bands). ``kernel``: the PSF of the target's LR simulation (``sim_mtf``;
     :data:`sisrlib.degradation.PsfKernel`). ``radiometric_model``: :data:`RadiometricModel` (see the module
-    docstring). Runs without gradient.
+    docstring). ``flow`` ``[B, 2, h, w]`` (LR px, optional): register with this flow instead of the network's
+    (a simulated site's true flow: an oracle registration; not smoothed). Runs without gradient.
     """
     if radiometric_model not in ("additive", "affine"):
         raise ValueError(f"radiometric_model must be 'additive' or 'affine', got {radiometric_model!r}")
@@ -175,9 +177,15 @@ def register_target(
         )
     factor = target.shape[-1] / inputs.shape[-1]
     t_band = registration_band_index(input_bands, target_bands, channel)
-    sim_band = simulate_lr(target[:, t_band : t_band + 1], factor, sim_mtf, kernel=kernel)
-    flow = net(sim_band[:, 0], inputs[:, channel])
-    flow = smooth_flow(flow, half_width=SMOOTHING_HALF_WIDTH)
+    if flow is None:
+        sim_band = simulate_lr(target[:, t_band : t_band + 1], factor, sim_mtf, kernel=kernel)
+        flow = smooth_flow(net(sim_band[:, 0], inputs[:, channel]), half_width=SMOOTHING_HALF_WIDTH)
+    elif flow.shape != (inputs.shape[0], 2, *inputs.shape[-2:]):
+        raise ValueError(
+            f"flow {tuple(flow.shape)} does not match the inputs {tuple(inputs.shape)}: expected [B, 2, h, w]"
+        )
+    else:
+        flow = flow.to(inputs)
     flow_hr = upsample_flow(flow, factor)
     if not (geometric or radiometric):
         return RegisteredTarget(target, flow, flow_hr)

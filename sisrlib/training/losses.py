@@ -46,6 +46,31 @@ def per_band_highpass_l1(pred: torch.Tensor, ref: torch.Tensor, sigma: float) ->
     return diff.abs().reshape(b, c, h, w).mean(dim=(0, 2, 3))
 
 
+def per_band_fft_amplitude_l1(pred: torch.Tensor, ref: torch.Tensor, min_frequency: float) -> torch.Tensor:
+    """Mean absolute difference per band ``[C]`` of the amplitude spectra ``|FFT2(w·x)|`` of ``pred`` and
+    ``ref`` ``[B, C, H, W]``, on the frequencies whose radius is at least ``min_frequency`` (relative to the
+    image's Nyquist frequency, in [0, 1); 0.5 at ×2 is the LR Nyquist). ``w``: a separable Hann window (it
+    removes the leakage of the patch borders); FFT norm "ortho" (amplitudes in the inputs' unit).
+
+    A translation does not change an amplitude spectrum: this term asks for the target's detail *energy*,
+    not for where the detail lies. It rewards detail a pixel loss averages away (detail the LR input does not
+    determine), whether the target is registered or not.
+    """
+    h, w = pred.shape[-2:]
+    window = torch.outer(
+        torch.hann_window(h, periodic=False, dtype=pred.dtype, device=pred.device),
+        torch.hann_window(w, periodic=False, dtype=pred.dtype, device=pred.device),
+    )
+    fy = torch.fft.fftfreq(h, device=pred.device, dtype=pred.dtype).abs() * 2
+    fx = torch.fft.rfftfreq(w, device=pred.device, dtype=pred.dtype) * 2
+    keep = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2) >= min_frequency
+    if not bool(keep.any()):
+        raise ValueError(f"no frequency of a {h}×{w} image lies at or above {min_frequency} Nyquist")
+    amp_pred = torch.fft.rfft2(pred * window, norm="ortho").abs()
+    amp_ref = torch.fft.rfft2(ref * window, norm="ortho").abs()
+    return (amp_pred - amp_ref).abs()[..., keep].mean(dim=(0, 2))
+
+
 def per_band_rmse(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Root mean squared error per band ``[C]`` (same unit as the inputs)."""
     return torch.sqrt(per_band_mse(pred, ref))
@@ -110,6 +135,7 @@ __all__ = [
     "finite_or_raise",
     "flow_norm_stats",
     "per_band_bias",
+    "per_band_fft_amplitude_l1",
     "per_band_highpass_l1",
     "per_band_l1",
     "per_band_mse",

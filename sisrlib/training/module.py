@@ -30,6 +30,7 @@ from sisrlib.bands import Standardisation, dn_to_reflectance, match_bands, stand
 from sisrlib.checkpoint import generator_output_bands
 from sisrlib.data.batch import Batch
 from sisrlib.degradation import mtf_downscale
+from sisrlib.errors import SisrError
 from sisrlib.flow import flow_norm
 from sisrlib.metrics.lpips import PerBandLPIPS
 from sisrlib.metrics.perceptual import perceptual_scores, perceptual_unavailable
@@ -48,6 +49,7 @@ from sisrlib.training.losses import (
     dra_bce_generator_loss,
     finite_or_raise,
     per_band_bias,
+    per_band_fft_amplitude_l1,
     per_band_highpass_l1,
     per_band_l1,
     per_band_mse,
@@ -57,6 +59,7 @@ from sisrlib.training.losses import (
 from sisrlib.training.pretraining_step import RegistrationPretraining, loss_values
 from sisrlib.training.simulation import align_target
 from sisrlib.training.validation import reference_metrics
+from sisrlib.training.windows import random_window
 
 #: Monitored by the "best" checkpoint in both modes.
 MONITOR = "validation/total_loss"
@@ -206,8 +209,8 @@ class SISRModule(AuxiliaryBranches, RegistrationPretraining):
     @property
     def real_terms(self) -> bool:
         """Whether the loss has a term on the prediction from the real input (pixel or adversarial)."""
-        w = self.experiment.training.losses
-        return max(w.mse, w.l1, w.highpass_l1, w.lpips) > 0 or self.discriminator is not None
+        weights = self.experiment.training.losses.real_input_weights
+        return max(weights.values()) > 0 or self.discriminator is not None
 
     def predict_standardised(
         self, inputs: torch.Tensor, lr_inputs: torch.Tensor | None = None
@@ -225,11 +228,21 @@ class SISRModule(AuxiliaryBranches, RegistrationPretraining):
         return self.predict_standardised(inputs, lr_inputs)
 
     def _registered_target(
-        self, inputs: torch.Tensor, target: torch.Tensor, lr: torch.Tensor | None
+        self,
+        inputs: torch.Tensor,
+        target: torch.Tensor,
+        lr: torch.Tensor | None,
+        true_flow: torch.Tensor | None,
     ) -> torch.Tensor:
         reg = self.experiment.registration
         if not reg.enabled or self.registration is None:
             return target
+        if reg.flow_source == "true_flow" and true_flow is None:
+            raise SisrError(
+                "registration.flow_source: true_flow registers the target with the batch's stored true flow, "
+                "and this batch has none: use simulated (embedded) sites with data.load_truth: true, or "
+                "registration.flow_source: network"
+            )
         return register_target(
             self.registration,
             target,
@@ -244,6 +257,7 @@ class SISRModule(AuxiliaryBranches, RegistrationPretraining):
             lr_inputs=lr,
             lr_bands=self.lr_bands,
             radiometric_model=reg.radiometric_model,
+            flow=true_flow if reg.flow_source == "true_flow" else None,
         ).target
 
     def _flow_generator(self, offset: int) -> torch.Generator:
@@ -254,27 +268,9 @@ class SISRModule(AuxiliaryBranches, RegistrationPretraining):
     def _training_window(
         self, inputs: torch.Tensor, target: torch.Tensor, lr: torch.Tensor | None, step: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """One random ``training.crop_size``² window (LR px) of the inputs ``[B, C, h, w]`` and the matching
-        HR window of the (registered) target ``[B, C_t, H, W]`` (and of the 20 m inputs), seeded by the step;
-        unchanged when ``crop_size`` is null or not smaller than the patch."""
-        c = self.experiment.training.crop_size
-        h, w = inputs.shape[-2:]
-        if c is None or c >= min(h, w):
-            return inputs, target, lr
-        factor = target.shape[-1] / w
-        hr = round(c * factor)
-        if abs(hr - c * factor) > 1e-6:
-            raise ValueError(f"training.crop_size {c} LR px × factor {factor} is not a whole number of HR px")
+        """:func:`sisrlib.training.windows.random_window` of ``training.crop_size``, seeded by the step."""
         generator = self._flow_generator(step + 500_009)
-        i = int(torch.randint(0, h - c + 1, (1,), generator=generator))
-        j = int(torch.randint(0, w - c + 1, (1,), generator=generator))
-        hi, hj = round(i * factor), round(j * factor)
-        target = target[..., hi : hi + hr, hj : hj + hr]
-        if lr is not None:
-            lf = lr.shape[-1] / w
-            lc, li, lj = round(c * lf), round(i * lf), round(j * lf)
-            lr = lr[..., li : li + lc, lj : lj + lc]
-        return inputs[..., i : i + c, j : j + c], target, lr
+        return random_window(inputs, target, lr, self.experiment.training.crop_size, generator)
 
     def _pixel_losses(
         self, pred: torch.Tensor, target: torch.Tensor, prefix: str
@@ -290,6 +286,9 @@ class SISRModule(AuxiliaryBranches, RegistrationPretraining):
             terms.append(("l1", w.l1, per_band_l1(pred, target)))
         if w.highpass_l1 > 0:
             terms.append(("highpass_l1", w.highpass_l1, per_band_highpass_l1(pred, target, w.highpass_sigma)))
+        if w.fft_amplitude_l1 > 0:
+            fft = per_band_fft_amplitude_l1(pred, target, w.fft_min_frequency)
+            terms.append(("fft_amplitude_l1", w.fft_amplitude_l1, fft))
         if w.lpips > 0 and self._lpips:
             lp = self._lpips[0].to(pred.device)
             terms.append(("lpips", w.lpips, lp(pred.float(), target.float())))
@@ -320,7 +319,7 @@ class SISRModule(AuxiliaryBranches, RegistrationPretraining):
         fake = real_d = None
         m = self.training_margin
         if self.real_terms:
-            target = self._registered_target(inputs, target, lr)
+            target = self._registered_target(inputs, target, lr, batch.true_flow)
             inputs, target, lr = self._training_window(inputs, target, lr, step)
             pred = self.to_target_bands(self.predict_standardised(inputs, lr))
             pred_c, target_c = crop(pred, m), crop(target, m)
@@ -383,7 +382,7 @@ class SISRModule(AuxiliaryBranches, RegistrationPretraining):
         if self.mode == "pretrain_registration":
             return self.pretraining_logs(inputs, target, batch, batch_idx, context)
 
-        registered = self._registered_target(inputs, target, lr)
+        registered = self._registered_target(inputs, target, lr, batch.true_flow)
         pred = self.to_target_bands(self.predict_standardised(inputs, lr))
         m = tp.validation_margin
         total, loss_logs = self._pixel_losses(crop(pred, m), crop(registered, m), context)

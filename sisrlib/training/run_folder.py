@@ -25,6 +25,8 @@ _LOSS_DEFAULTS = _TRAINING_DEFAULTS["losses"]
 LATER_KEYS: dict[tuple[str, ...], Any] = {
     ("registration", "input_normalisation"): "image",
     ("registration", "psf_kernel"): "exact",
+    ("registration", "radiometric_model"): "additive",
+    ("registration", "flow_source"): "network",
     **{
         ("training", key): _TRAINING_DEFAULTS[key]
         for key in (
@@ -36,7 +38,10 @@ LATER_KEYS: dict[tuple[str, ...], Any] = {
         )
         if key in _TRAINING_DEFAULTS
     },
-    **{("training", "losses", key): _LOSS_DEFAULTS[key] for key in ("l1_sim", "wald_l1", "band_weights")},
+    **{
+        ("training", "losses", key): _LOSS_DEFAULTS[key]
+        for key in ("l1_sim", "wald_l1", "band_weights", "fft_amplitude_l1", "fft_min_frequency")
+    },
     ("training", "adversarial", "start_convention"): "from_start_step",
     ("training", "validate_every_epoch"): False,
 }
@@ -81,6 +86,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _drop_later_defaults(mapping: dict[str, Any]) -> dict[str, Any]:
+    """Remove from a signature (in place) the :data:`LATER_KEYS` at their default: keys that came later do not
+    make the runs trained before them stale, nor do runs whose signature already lists them at the default."""
+    for (section, *path), default in LATER_KEYS.items():
+        node = mapping.get(section, {})
+        for key in path[:-1]:
+            node = node.get(key, {})
+        if path and isinstance(node, dict) and node.get(path[-1], default) == default:
+            node.pop(path[-1], None)
+    return mapping
+
+
 def run_signature(params: ExperimentParams) -> dict[str, Any]:
     """What the run learns from: its params without :data:`EXECUTION_SETTINGS`, and the sha256 of the
     registration checkpoint it loads (so that a retrained registration network makes its SR runs stale)."""
@@ -88,13 +105,7 @@ def run_signature(params: ExperimentParams) -> dict[str, Any]:
     for section, names in EXECUTION_SETTINGS.items():
         for name in names:
             mapping.get(section, {}).pop(name, None)
-    # Keys that came later: at their default (what earlier runs did) they do not make those runs stale.
-    for (section, *path), default in LATER_KEYS.items():
-        node = mapping.get(section, {})
-        for key in path[:-1]:
-            node = node.get(key, {})
-        if path and node.get(path[-1], default) == default:
-            node.pop(path[-1], None)
+    _drop_later_defaults(mapping)
     checkpoint = params.registration.checkpoint
     mapping["registration_checkpoint_sha256"] = (
         _sha256(Path(checkpoint)) if checkpoint and Path(checkpoint).is_file() else None
@@ -113,7 +124,7 @@ def set_aside_if_stale(params: ExperimentParams) -> Path | None:
         previous = json.loads(stored.read_text(encoding="utf-8")) if stored.is_file() else None
     except (OSError, ValueError):
         previous = None
-    if previous == run_signature(params):
+    if isinstance(previous, dict) and _drop_later_defaults(previous) == run_signature(params):
         return None
     aside = move_aside(out, out.with_name(out.name + ".stale"))
     LOGGER.warning(

@@ -183,3 +183,17 @@ def test_the_simulation_kernel_reaches_the_network_and_the_residual() -> None:
             torch.testing.assert_close(residual, torch.full_like(target, 0.25), atol=1e-4, rtol=0)
         else:
             assert float((residual - 0.25).abs().max()) > 1e-3
+
+
+def test_a_given_flow_replaces_the_network_and_is_not_smoothed() -> None:
+    target = scene(96)
+    flow = smooth_flow_field(48)
+    flow[..., :24, :] += 0.5  # a step the network path's smoothing would soften
+    real = warp(simulate_lr(target, 2, 0.4), flow)
+    net = OracleFlow(torch.zeros_like(flow))
+    out = register_target(net, target, real, BANDS, BANDS, channel=2, geometric=True, flow=flow)
+    assert not net.calls, "the network is not run when a flow is given"
+    torch.testing.assert_close(out.flow, flow)
+    torch.testing.assert_close(out.target, warp(target, upsample_flow(flow, 2)))
+    with pytest.raises(ValueError, match=r"flow \(1, 2, 24, 24\) does not match the inputs"):
+        register_target(net, target, real, BANDS, BANDS, channel=2, flow=flow[..., :24, :24])

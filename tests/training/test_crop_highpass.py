@@ -1,5 +1,6 @@
-"""The quick profile's cheap-step keys: ``training.crop_size`` (random LR window, matching HR window) and the
-high-pass L1 term ``training.losses.highpass_l1``."""
+"""The quick profile's cheap-step keys: ``training.crop_size`` (random LR window, matching HR window), the
+high-pass L1 term ``training.losses.highpass_l1`` and the amplitude-spectrum term
+``training.losses.fft_amplitude_l1``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 
 from sisrlib.run_params import LossParams, TrainingParams
 from sisrlib.training.fit import fit
-from sisrlib.training.losses import per_band_highpass_l1, per_band_l1
+from sisrlib.training.losses import per_band_fft_amplitude_l1, per_band_highpass_l1, per_band_l1
 from sisrlib.training.module import SISRModule
 from tests.helpers.training_fakes import BANDS, FakeDataModule, tiny_params
 
@@ -30,10 +31,37 @@ def test_highpass_l1_ignores_offsets_and_sees_detail() -> None:
     assert bool((hp > 0.5 * per_band_l1(noisy, ref)).all())
 
 
+def _wave(cycles_per_px: float, size: int = 32) -> torch.Tensor:
+    """``[1, 1, size, size]``: a cosine along the columns, ``cycles_per_px`` cycles per pixel."""
+    x = torch.arange(size, dtype=torch.float64)
+    return torch.cos(2 * torch.pi * cycles_per_px * x).view(1, 1, 1, size).expand(1, 1, size, size).clone()
+
+
+def test_fft_amplitude_l1_sees_the_energy_above_the_cut_not_where_it_lies() -> None:
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(2, 3, 32, 32, generator=g, dtype=torch.float64)
+    assert torch.equal(per_band_fft_amplitude_l1(ref, ref, 0.5), torch.zeros(3, dtype=torch.float64))
+    # fine detail (0.4 cycles/px = 0.8 Nyquist) is seen above 0.5 Nyquist, coarse (0.1 = 0.2 Nyquist) is not
+    fine, coarse = _wave(0.4), _wave(0.1)
+    flat = torch.zeros_like(fine)
+    seen = float(per_band_fft_amplitude_l1(fine, flat, 0.5))
+    assert float(per_band_fft_amplitude_l1(coarse, flat, 0.5)) < 1e-2 * seen  # the window's side lobes
+    assert float(per_band_fft_amplitude_l1(coarse, flat, 0.0)) > 0.5 * seen  # no cut: coarse detail counts
+    # the same fine detail shifted by half a period (its opposite): same energy, almost no loss; an L1 pixel
+    # term sees the full difference
+    shifted = -fine
+    assert float(per_band_fft_amplitude_l1(shifted, fine, 0.5)) < 1e-9
+    assert float(per_band_l1(shifted, fine)) > 0.5
+    with pytest.raises(ValueError, match="no frequency"):
+        per_band_fft_amplitude_l1(ref[..., :1, :1], ref[..., :1, :1], 0.9)
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [("highpass_l1", -1.0, r"training\.losses\.highpass_l1 must be >= 0"),
-     ("highpass_sigma", 0.0, "highpass_sigma must be > 0")],
+     ("highpass_sigma", 0.0, "highpass_sigma must be > 0"),
+     ("fft_amplitude_l1", -1.0, r"training\.losses\.fft_amplitude_l1 must be >= 0"),
+     ("fft_min_frequency", 1.0, r"fft_min_frequency must lie in \[0, 1\)")],
 )  # fmt: skip
 def test_loss_keys_are_validated(key: str, value: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -74,12 +102,12 @@ def test_training_with_crop_and_highpass_runs_and_is_reproducible(tmp_path: Path
             training={
                 "max_steps": 3,
                 "crop_size": 8,
-                "losses": {"mse": 0.0, "l1": 1.0, "highpass_l1": 0.5},
+                "losses": {"mse": 0.0, "l1": 1.0, "highpass_l1": 0.5, "fft_amplitude_l1": 0.5},
                 **LOG_EVERY,
             },
         )
         log = pd.read_csv(fit(params, FakeDataModule()).metrics_csv)
-        assert "training/highpass_l1_average" in log.columns
+        assert {"training/highpass_l1_average", "training/fft_amplitude_l1_average"} <= set(log.columns)
         losses.append(log["training/total_loss"].dropna().tolist())
     assert len(losses[0]) == 3
     assert losses[0] == losses[1]

@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from sisrlib.checkpoint import load_generator, load_registration, read_checkpoint
+from sisrlib.errors import SisrError
 from sisrlib.registration.network import FlowEstimator
 from sisrlib.training.fit import fit
-from tests.helpers.training_fakes import FakeDataModule, tiny_params
+from sisrlib.training.module import SISRModule
+from tests.helpers.training_fakes import BANDS, FakeDataModule, tiny_params
 
 LOG_EVERY = {"log_every_n_steps": 1}
 
@@ -148,3 +150,21 @@ def test_same_seed_same_losses(tmp_path: Path) -> None:
         losses.append(log["training/total_loss"].dropna().tolist())
     assert len(losses[0]) == 3
     assert losses[0] == losses[1]
+
+
+def test_true_flow_registration_trains_on_simulated_batches_and_refuses_others(
+    tmp_path: Path, registration_ckpt: Path
+) -> None:
+    registration = {"checkpoint": str(registration_ckpt), "geometric": True, "flow_source": "true_flow"}
+    params = tiny_params(tmp_path, name="trueflow", registration=registration)
+    assert fit(params, FakeDataModule()).global_step == 2
+    module = SISRModule(params.to_mapping(), list(BANDS), list(BANDS), 2.0)
+    module.registration = load_registration(registration_ckpt)
+    with pytest.raises(
+        SisrError, match="flow_source: true_flow registers the target with the batch's stored"
+    ):
+        module._registered_target(torch.rand(1, 4, 8, 8), torch.rand(1, 4, 16, 16), None, None)
+    with pytest.raises(
+        ValueError, match=r"registration\.flow_source: expected one of \['network', 'true_flow'\]"
+    ):
+        tiny_params(tmp_path, registration={"flow_source": "oracle"})

@@ -38,3 +38,16 @@ def test_a_run_without_signature_is_stale(tmp_path: Path) -> None:
     (first.output_dir / SIGNATURE_FILE).unlink()
     second = fit(tiny_params(tmp_path, training=TRAINING), FakeDataModule(n=4, batch_size=2))
     assert not second.skipped
+
+
+def test_keys_that_came_later_at_their_default_keep_the_run_whether_listed_or_not(tmp_path: Path) -> None:
+    first = fit(tiny_params(tmp_path, training=TRAINING), FakeDataModule(n=4, batch_size=2))
+    stored = json.loads((first.output_dir / SIGNATURE_FILE).read_text())
+    # a signature written before the key existed, and one that lists it at its default: both still match
+    stored.setdefault("registration", {})["flow_source"] = "network"
+    stored["training"]["losses"]["fft_amplitude_l1"] = 0.0
+    (first.output_dir / SIGNATURE_FILE).write_text(json.dumps(stored))
+    assert fit(tiny_params(tmp_path, training=TRAINING), FakeDataModule(n=4, batch_size=2)).skipped
+    # the same key away from its default is another run
+    changed = tiny_params(tmp_path, training={**TRAINING, "losses": {"fft_amplitude_l1": 1.0}})
+    assert not fit(changed, FakeDataModule(n=4, batch_size=2)).skipped
