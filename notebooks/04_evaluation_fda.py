@@ -97,3 +97,17 @@ if params.calibration and calibration_csv.is_file():
     import pandas as pd
 
     display(Markdown(report.to_markdown(pd.read_csv(calibration_csv))))
+
+# %% [markdown]
+# ## Ceilings (simulated sites)
+#
+# Reference images built from the stored truth and scored like the models: `hr_radiometry`, the target warped into the input's geometry in the HR sensor's radiometry (what geom is trained to produce: its oracle PSNR is geom's best); `training_offset` and `test_offset`, the oracle target shifted by the mean true flow of the training or the test split (the part of the distortion a model without registration can predict from its input: `training_offset` is what baseline produces when it learns all it can, `test_offset` a model that knew the test site's own offset).
+
+# %%
+ceilings_csv = result.output_dir / "ceilings.csv"
+if ceilings_csv.is_file():
+    import pandas as pd
+
+    ceilings = pd.read_csv(ceilings_csv)
+    display(Markdown(report.to_markdown(ceilings[[c for c in ("dataset", "reference", *report.CEILING_COLUMNS)
+                                                  if c in ceilings.columns]])))

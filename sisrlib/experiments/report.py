@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from sisrlib.atomic import write_text_atomic
+from sisrlib.experiments.evaluation.ceilings import CEILINGS_FILE
 
 #: The variants of the paper, in display order (bicubic is the floor).
 VARIANT_ORDER: tuple[str, ...] = ("bicubic", "baseline", "geom", "geomrad")
@@ -52,6 +53,12 @@ GAINS: tuple[tuple[str, str, bool], ...] = (
     ("frr", "FRR gained (points)", True),
     ("oracle_psnr", "oracle PSNR gained (dB)", True),
 )
+
+
+#: How the mechanism table names the ceilings it quotes (``sisrlib.experiments.evaluation.ceilings``).
+HR_RADIOMETRY_CEILING = "ceiling: the target in the input's geometry with the HR radiometry"
+TRAINING_OFFSET_REFERENCE = "a model keeping exactly the training sites' systematic offset"
+TEST_OFFSET_REFERENCE = "the test site's"
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,41 @@ def gather_calibration(files: Sequence[Path]) -> pd.DataFrame:
     return table[[c for c in first if c in table.columns]]
 
 
+#: Columns of the ceilings table (``gather_ceilings``), after ``dataset`` and ``reference``.
+CEILING_COLUMNS: tuple[str, ...] = (
+    "offset_px",
+    "oracle_psnr",
+    "oracle_geom",
+    "geom_mean",
+    "psnr",
+    "frr",
+    "lr_rmse",
+)
+
+
+def gather_ceilings(files: Sequence[Path]) -> pd.DataFrame:
+    """The ``ceilings.csv`` written beside the ``metrics.csv`` files (the reference images of
+    ``sisrlib.experiments.evaluation.ceilings`` scored on each simulated dataset), concatenated, one row per
+    (dataset, reference) with :data:`CEILING_COLUMNS`; empty when no evaluation wrote one (real data)."""
+    frames = [pd.read_csv(f.parent / CEILINGS_FILE) for f in files if (f.parent / CEILINGS_FILE).is_file()]
+    frames = [f for f in frames if not f.empty]
+    columns = ["dataset", "reference", *CEILING_COLUMNS]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    table = pd.concat(frames, ignore_index=True).drop_duplicates(subset=["dataset", "reference"], keep="last")
+    return table[[c for c in columns if c in table.columns]].reset_index(drop=True)
+
+
+def ceiling_value(ceilings: pd.DataFrame | None, dataset: str, reference: str, column: str) -> float:
+    """``column`` of the ceiling ``reference`` on ``dataset``; NaN when absent."""
+    if ceilings is None or ceilings.empty:
+        return math.nan
+    rows = ceilings[(ceilings["dataset"] == dataset) & (ceilings["reference"] == reference)]
+    if rows.empty or column not in rows.columns:
+        return math.nan
+    return float(rows[column].iloc[0])
+
+
 def headline_table(table: pd.DataFrame) -> pd.DataFrame:
     """The results table: dataset, variant and the headline metrics present in ``table``."""
     cols = [c for c, _, _ in HEADLINE_METRICS if c in table.columns]
@@ -136,11 +178,24 @@ def metric_value(table: pd.DataFrame, dataset: str, variant: str, column: str) -
     return float(rows[column].iloc[0])
 
 
-def _check(dataset: str, claim: str, left: float, right: float, op: str) -> MechanismCheck:
+def _check(
+    dataset: str,
+    claim: str,
+    left: float,
+    right: float,
+    op: str,
+    references: Sequence[tuple[str, float]] = (),
+) -> MechanismCheck:
+    """``left op right``; ``references`` (what, value): what the data allow ``left`` to be (the ceilings),
+    written after the numbers when known."""
     if math.isnan(left) or math.isnan(right):
         return MechanismCheck(dataset, claim, False, "missing values")
     holds = {"<": left < right, ">": left > right, "<=": left <= right, ">=": left >= right}[op]
-    return MechanismCheck(dataset, claim, holds, f"{left:.4g} {op} {right:.4g}")
+    detail = f"{left:.4g} {op} {right:.4g}"
+    known = [f"{what}: {value:.4g}" for what, value in references if not math.isnan(value)]
+    if known:
+        detail += f" ({'; '.join(known)})"
+    return MechanismCheck(dataset, claim, holds, detail)
 
 
 def strong_distortion(dataset: str) -> bool:
@@ -161,7 +216,7 @@ def registration_gain(table: pd.DataFrame, dataset: str, variant: str, column: s
     return v - b if higher else b - v
 
 
-def check_mechanism(table: pd.DataFrame) -> list[MechanismCheck]:
+def check_mechanism(table: pd.DataFrame, ceilings: pd.DataFrame | None = None) -> list[MechanismCheck]:
     """The paper's mechanism and the acceptance claims, as checks with the numbers.
 
     On every dataset: geom < baseline in geometric distortion with a higher FRR; geom+rad a lower LR RMSE
@@ -173,6 +228,10 @@ def check_mechanism(table: pd.DataFrame) -> list[MechanismCheck]:
     on the strong sites. On the WorldStrat-like datasets (``ws*``), geom+rad's |LR bias| is at most a third of
     geom's. A dataset or a column that is absent gives no check (smoke profile) or a failed check
     that says "missing values".
+
+    ``ceilings`` (:func:`gather_ceilings`, optional): the details of the claims the data bound quote them:
+    geom's oracle PSNR (``hr_radiometry``), baseline's residual distortion (``training_offset``,
+    ``test_offset``).
     """
     checks: list[MechanismCheck] = []
     datasets = sorted(table["dataset"].unique())
@@ -257,6 +316,14 @@ def check_mechanism(table: pd.DataFrame) -> list[MechanismCheck]:
                     v(variant, "oracle_psnr"),
                     v("bicubic", "oracle_psnr"),
                     ">",
+                    [
+                        (
+                            HR_RADIOMETRY_CEILING,
+                            ceiling_value(ceilings, dataset, "hr_radiometry", "oracle_psnr"),
+                        )
+                    ]
+                    if variant == "geom"
+                    else [],
                 ),
             ]
         for column in ("geom_mean", "oracle_geom"):
@@ -267,6 +334,13 @@ def check_mechanism(table: pd.DataFrame) -> list[MechanismCheck]:
                     v("baseline", column),
                     BASELINE_DISTORTION_MIN,
                     ">=",
+                    [
+                        (
+                            TRAINING_OFFSET_REFERENCE,
+                            ceiling_value(ceilings, dataset, "training_offset", column),
+                        ),
+                        (TEST_OFFSET_REFERENCE, ceiling_value(ceilings, dataset, "test_offset", column)),
+                    ],
                 )
             )
     for strong in datasets:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from sisrlib.pipeline import STAGES, load_stage_params, stage_of
@@ -47,3 +48,7 @@ def test_smoke_pipeline_executes(tmp_path: Path) -> None:
             progress_bar=False,
         )
         assert out.is_file()
+    # the smoke sites are simulated: the evaluation scored the ceilings beside the models
+    ceilings = tmp_path / "build" / "smoke" / "evaluation" / "smoke" / "ceilings.csv"
+    assert ceilings.is_file()
+    assert set(pd.read_csv(ceilings)["reference"]) == {"hr_radiometry", "training_offset", "test_offset"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from sisrlib.bands import Standardisation, dn_to_reflectance, reflectance_to_dn,
 from sisrlib.data.batch import Batch
 from sisrlib.errors import SisrError
 from sisrlib.experiments.evaluation.batches import bicubic_input, input_band_available
+from sisrlib.experiments.evaluation.ceilings import Reference
 from sisrlib.experiments.evaluation.oracle import OracleBatch, oracle_available, oracle_batch
 from sisrlib.experiments.evaluation.params import EvaluationParams
 from sisrlib.experiments.evaluation.perceptual import PerceptualScorer
@@ -206,11 +207,14 @@ def evaluate_predictors(
     standardisation_name: str = "evoland",
     device: torch.device | None = None,
     oracle_cache: dict[Any, OracleBatch] | None = None,
+    references: Mapping[str, Reference] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Evaluate several predictors (:class:`sisrlib.predictors.Predictor`, DN in, DN out) on the same batches.
 
     ``oracle_cache`` (optional, shared by the calls of one dataset): the oracle references of every batch by
-    its patch ids, so that the runs of a dataset compute them once.
+    its patch ids, so that the runs of a dataset compute them once. ``references`` (optional, simulated sites
+    only): images built from the truth (:mod:`sisrlib.experiments.evaluation.ceilings`), scored like the
+    predictors; their rows are ``extras["references"]`` by name (none when the batches carry no truth).
 
     Returns ``(rows, extras)``: one metrics row per predictor (``<metric>_<band>`` and ``<metric>`` keys, no
     ``model``/``dataset``/``variant``), and shared outputs (``freqs``, ``profiles`` ``{predictor index: [3, R,
@@ -218,8 +222,10 @@ def evaluate_predictors(
     ``samples``, ``notes``: what could not be computed and why).
     """
     device = device or torch.device("cpu")
+    references = dict(references or {})
     accs = [ModelAccumulator() for _ in predictors]
     sim_accs = [MetricMeans() for _ in predictors]
+    ref_accs = {name: ModelAccumulator() for name in references}
     perceptual = PerceptualScorer(params.perceptual, params.perceptual_weights)
     target_geom, epe, true_geom = Moments(), Moments(), Moments()
     target_profile: fda.ProfileAccumulator | None = None
@@ -247,7 +253,7 @@ def evaluate_predictors(
                 input_profile = fda.ProfileAccumulator(fft_size)
                 if with_oracle:
                     oracle_profile = fda.ProfileAccumulator(fft_size)
-                for acc in accs:
+                for acc in [*accs, *ref_accs.values()]:
                     acc.profile = fda.ProfileAccumulator(fft_size)
             else:
                 LOGGER.warning("no target band is among the input bands: FDA metrics skipped")
@@ -318,15 +324,22 @@ def evaluate_predictors(
                 sim_accs[index].update("sim_ssim", ssim(pred_sim, target_r, params.data_range, m), n)
                 sim_accs[index].update("sim_rmse", rmse(pred_sim, target_r, m), n)
                 del pred_sim
+        if oracle is not None:
+            for name, reference in references.items():
+                pred = reference(batch, oracle)
+                update_model(ref_accs[name], pred, target_r, inputs_r, batch, ctx, params, estimator, oracle)
+                del pred
     if ctx is None:
         raise SisrError(
             "the test split yielded no batch; check the testing sites / split of the data section"
         )
 
-    rows: list[dict[str, Any]] = []
     profiles: dict[int, np.ndarray] = {}
     freqs = None
-    for k, acc in enumerate(accs):
+
+    def row_of(acc: ModelAccumulator, sim_means: MetricMeans, k: int | None) -> dict[str, Any]:
+        nonlocal freqs
+        assert ctx is not None
         row: dict[str, Any] = {}
         for name in PER_BAND_METRICS:
             if name in ORACLE_METRICS and not with_oracle:
@@ -334,15 +347,16 @@ def evaluate_predictors(
             if name in acc.means.names():
                 band_list = ctx.lr_shared if name.startswith("lr_") else ctx.bands
                 row.update(per_band_row(name, acc.means.mean(name), band_list))
-            elif name in sim_accs[k].names():
-                row.update(per_band_row(name, sim_accs[k].mean(name), ctx.bands))
+            elif name in sim_means.names():
+                row.update(per_band_row(name, sim_means.mean(name), ctx.bands))
             elif name == "frr" and acc.profile is not None and target_profile and input_profile:
                 freqs_t, p = acc.profile.compute()
                 _, t = target_profile.compute()
                 _, i = input_profile.compute()
                 row.update(fda_rows(p, t, i, ctx.fda_bands, reference_sign=params.fru_sign == "reference"))
                 freqs = freqs_t.cpu().numpy()
-                profiles[k] = torch.stack([i, t, p]).permute(0, 2, 1).cpu().numpy()
+                if k is not None:
+                    profiles[k] = torch.stack([i, t, p]).permute(0, 2, 1).cpu().numpy()
                 row.update(hf_excess(freqs_t, p, i, ctx.fda_bands))
                 if oracle_profile is not None:
                     _, o = oracle_profile.compute()
@@ -360,7 +374,12 @@ def evaluate_predictors(
             row.setdefault(name, math.nan)  # real data (no truth): the columns exist, NaN
         for name in perceptual.unavailable:
             row.update(per_band_row(name, [math.nan] * len(ctx.bands), ctx.bands))
-        rows.append(row)
+        return row
+
+    rows = [row_of(acc, sim_accs[k], k) for k, acc in enumerate(accs)]
+    reference_rows = (
+        {name: row_of(acc, MetricMeans(), None) for name, acc in ref_accs.items()} if with_oracle else {}
+    )
     mosaics: dict[Any, torch.Tensor] = {}
     if mosaic_target:
         mosaics["target"] = torch.cat(mosaic_target)
@@ -378,5 +397,6 @@ def evaluate_predictors(
         "mosaics": mosaics,
         "patches": patches,
         "notes": dict(perceptual.unavailable),
+        "references": reference_rows,
     }
     return rows, extras

@@ -120,6 +120,11 @@ class EvaluationParams:
     #: Calibrate each dataset's geometric measure (``geom_mean``) on known shifts, blurs and gains of the
     #: first test batch into ``distortion_calibration.csv`` (``metrics.distortion.calibrate_geometric``).
     calibration: bool = False
+    #: On simulated sites, also score the ceilings of ``sisrlib.experiments.evaluation.ceilings`` (the target
+    #: in the input's geometry with the HR radiometry; the oracle target keeping the site's systematic offset)
+    #: into ``ceilings.csv`` (with ``offset_px``, the norm of the offset kept, LR px), once per dataset with
+    #: the bicubic row.
+    ceilings: bool = True
 
     def __post_init__(self) -> None:
         if not self.runs:

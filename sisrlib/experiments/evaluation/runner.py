@@ -33,7 +33,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,15 @@ from sisrlib.experiments.evaluation.batches import (
     test_batches,
 )
 from sisrlib.experiments.evaluation.calibration import calibrate_dataset, fit_margin
+from sisrlib.experiments.evaluation.ceilings import (
+    CEILINGS_FILE,
+    Reference,
+    ceiling_references,
+    mean_true_flow,
+)
 from sisrlib.experiments.evaluation.conventions import CONVENTIONS_FILE, conventions
 from sisrlib.experiments.evaluation.loop import evaluate_predictors
-from sisrlib.experiments.evaluation.oracle import OracleBatch
+from sisrlib.experiments.evaluation.oracle import OracleBatch, oracle_available
 from sisrlib.experiments.evaluation.params import EvaluationParams, RunSpec
 from sisrlib.experiments.evaluation.predict import bicubic_predictor, open_evaluated_model
 from sisrlib.experiments.evaluation.runs import (
@@ -100,6 +107,12 @@ class EvaluatedRun:
     dataset: str
     variant: str
     registration_checkpoint: str | None
+
+
+def _training_batches(datamodule: Any) -> Iterable[Batch]:
+    """The batches of a datamodule's training loader (the ceilings' training offset)."""
+    datamodule.setup("fit")
+    yield from datamodule.train_dataloader()
 
 
 def open_runs(params: EvaluationParams, device: torch.device) -> list[EvaluatedRun]:
@@ -210,6 +223,7 @@ def evaluate(
     bicubic_done: set[str] = set()
     analyses: list[pd.DataFrame] = []
     calibrations: list[pd.DataFrame] = []
+    ceilings: list[dict[str, Any]] = []
     oracle_caches: dict[str, dict[Any, OracleBatch]] = {}
     notes: dict[str, str] = {}
     for run in runs:
@@ -225,8 +239,18 @@ def evaluate(
         predictors: list[Predictor] = [run.predictor]
         with_bicubic = params.bicubic and run.dataset not in bicubic_done
         first, batches = _peek(batches)
+        references: Mapping[str, Reference] = {}
+        offsets: dict[str, torch.Tensor] = {}
         if with_bicubic:
             predictors.append(bicubic_predictor(first, device))
+            if params.ceilings and oracle_available(first):
+                offsets = {
+                    "training_offset": mean_true_flow(_training_batches(factory(data, exp.seed))),
+                    "test_offset": mean_true_flow(
+                        test_batches(factory(data, exp.seed), params.max_test_batches)
+                    ),
+                }
+                references = ceiling_references(offsets["training_offset"], offsets["test_offset"])
         LOGGER.info("evaluating %s (%s) on %s", run.label, run.model_file, run.dataset)
         rows, extras = evaluate_predictors(
             predictors,
@@ -237,7 +261,11 @@ def evaluate(
             standardisation_name=exp.training.standardisation,
             device=device,
             oracle_cache=oracle_caches.setdefault(run.dataset, {}),
+            references=references,
         )
+        for reference, row in extras.get("references", {}).items():
+            offset = float(offsets[reference].norm()) if reference in offsets else math.nan
+            ceilings.append({"dataset": run.dataset, "reference": reference, "offset_px": offset, **row})
         notes.update(extras.get("notes", {}))
         names = [(run.label, run.variant, str(run.model_file))]
         if with_bicubic:
@@ -299,6 +327,8 @@ def evaluate(
         write_csv(pd.concat(analyses, ignore_index=True), output_dir / "dataset_analysis.csv")
     if calibrations:
         write_csv(pd.concat(calibrations, ignore_index=True), output_dir / "distortion_calibration.csv")
+    if ceilings:
+        write_csv(pd.DataFrame(ceilings), output_dir / CEILINGS_FILE)
     table = metrics_frame(results)
     metrics_csv = write_csv(table, output_dir / "metrics.csv")
     write_csv(runs_frame(results, {d: e[1] for d, e in estimators.items()}), output_dir / "runs.csv")

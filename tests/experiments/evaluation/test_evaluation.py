@@ -112,6 +112,7 @@ def test_evaluate_runs_writes_the_table_and_outputs(runs: dict[str, Path], tmp_p
     assert len(result.models) == 3 and (out / "runs.csv").is_file()
     analysis = pd.read_csv(out / "dataset_analysis.csv")
     assert list(analysis["name"]) == ["fake"] and (analysis["prr"] > 0).all()
+    assert not (out / "ceilings.csv").exists(), "no true radiometry in these batches: no ceilings"
     assert not list(out.glob(".*")), "no temporary file left behind"
     assert (out / "metrics.csv").stat().st_mode & 0o044, "outputs keep the usual permissions (not 0600)"
 
