@@ -17,7 +17,6 @@ from pathlib import Path
 import pandas as pd
 
 from sisrlib.atomic import write_text_atomic
-from sisrlib.experiments.evaluation.ceilings import CEILINGS_FILE
 
 #: The variants of the paper, in display order (bicubic is the floor).
 VARIANT_ORDER: tuple[str, ...] = ("bicubic", "baseline", "geom", "geomrad")
@@ -134,6 +133,9 @@ def gather_ceilings(files: Sequence[Path]) -> pd.DataFrame:
     """The ``ceilings.csv`` written beside the ``metrics.csv`` files (the reference images of
     ``sisrlib.experiments.evaluation.ceilings`` scored on each simulated dataset), concatenated, one row per
     (dataset, reference) with :data:`CEILING_COLUMNS`; empty when no evaluation wrote one (real data)."""
+    # imported here: the evaluation's modules load torch and the metrics, which drawing a report does not need
+    from sisrlib.experiments.evaluation.ceilings import CEILINGS_FILE
+
     frames = [pd.read_csv(f.parent / CEILINGS_FILE) for f in files if (f.parent / CEILINGS_FILE).is_file()]
     frames = [f for f in frames if not f.empty]
     columns = ["dataset", "reference", *CEILING_COLUMNS]

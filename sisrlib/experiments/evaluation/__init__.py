@@ -5,7 +5,8 @@ FFT profiles, mosaics. This package's ``__init__`` imports nothing; import the m
 * :mod:`.batches`: test batches, paths, devices, the bicubic input (shared with the dataset analysis);
 * :mod:`.runs`: run discovery (``expand_runs``, ``resolve_checkpoint``, ``variant_of``, ``dataset_of``);
 * :mod:`.predict`: a batch → the single DN input of a :class:`sisrlib.predictors.Predictor` → reflectance;
-* :mod:`.oracle`: the oracle references of simulated sites;
+* :mod:`.oracle`: the oracle references of simulated sites; :mod:`.ceilings`: the reference images that bound
+  what a family of models can reach there;
 * :mod:`.loop`: the metric loop and its accumulators (``evaluate_predictors``), with :mod:`.rows` (FDA
   rows), :mod:`.simulation` (the "sim" inputs) and :mod:`.perceptual` (LPIPS, PieAPP, BRISQUE);
 * :mod:`.conventions`: the metric conventions an evaluation used (ours or torchsisr's);
