@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from sisrlib.atomic import write_text_atomic
+from sisrlib.experiments.evaluation.files import CALIBRATION_FILE, CEILINGS_FILE
 
 #: The variants of the paper, in display order (bicubic is the floor).
 VARIANT_ORDER: tuple[str, ...] = ("bicubic", "baseline", "geom", "geomrad")
@@ -105,7 +106,7 @@ def gather_calibration(files: Sequence[Path]) -> pd.DataFrame:
     """The ``distortion_calibration.csv`` written beside the ``metrics.csv`` files (what ``geom_mean`` reads
     on known shifts, blurs, gains and added detail, per dataset), concatenated, with ``above_floor_px`` = the
     reading minus the network's floor on the undistorted image; empty when no evaluation wrote one."""
-    paths = [f.parent / "distortion_calibration.csv" for f in files]
+    paths = [f.parent / CALIBRATION_FILE for f in files]
     frames = [pd.read_csv(p) for p in paths if p.is_file()]
     frames = [f for f in frames if not f.empty]
     if not frames:
@@ -133,9 +134,6 @@ def gather_ceilings(files: Sequence[Path]) -> pd.DataFrame:
     """The ``ceilings.csv`` written beside the ``metrics.csv`` files (the reference images of
     ``sisrlib.experiments.evaluation.ceilings`` scored on each simulated dataset), concatenated, one row per
     (dataset, reference) with :data:`CEILING_COLUMNS`; empty when no evaluation wrote one (real data)."""
-    # imported here: the evaluation's modules load torch and the metrics, which drawing a report does not need
-    from sisrlib.experiments.evaluation.ceilings import CEILINGS_FILE
-
     frames = [pd.read_csv(f.parent / CEILINGS_FILE) for f in files if (f.parent / CEILINGS_FILE).is_file()]
     frames = [f for f in frames if not f.empty]
     columns = ["dataset", "reference", *CEILING_COLUMNS]

@@ -10,7 +10,8 @@ FFT profiles, mosaics. This package's ``__init__`` imports nothing; import the m
 * :mod:`.loop`: the metric loop and its accumulators (``evaluate_predictors``), with :mod:`.rows` (FDA
   rows), :mod:`.simulation` (the "sim" inputs) and :mod:`.perceptual` (LPIPS, PieAPP, BRISQUE);
 * :mod:`.conventions`: the metric conventions an evaluation used (ours or torchsisr's);
-* :mod:`.writers`: ``metrics.csv``, ``runs.csv``, per-model outputs;
+* :mod:`.writers`: ``metrics.csv``, ``runs.csv``, per-model outputs; :mod:`.files`: the names of the files the
+  report gathers;
 * :mod:`.calibration`: calibration of the geometric measure, margin fitting;
 * :mod:`.tables`: table formatting for notebooks and the command line;
 * :mod:`.runner`: ``evaluate`` / ``evaluate_runs``, the whole evaluation of a params file.

@@ -28,16 +28,12 @@ from sisrlib.experiments.evaluation.oracle import OracleBatch
 from sisrlib.flow import upsample_flow, warp
 
 __all__ = [
-    "CEILINGS_FILE",
     "Reference",
     "ceiling_references",
     "hr_radiometry",
     "mean_true_flow",
     "systematic_offset",
 ]
-
-#: File of the ceilings beside ``metrics.csv``: one row per (dataset, reference), the metrics columns.
-CEILINGS_FILE = "ceilings.csv"
 
 #: A ceiling reference: (test batch, its oracle references) → reflectance ``[B, C_t, H, W]``.
 Reference = Callable[[Batch, OracleBatch], torch.Tensor]

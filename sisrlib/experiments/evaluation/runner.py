@@ -52,13 +52,9 @@ from sisrlib.experiments.evaluation.batches import (
     test_batches,
 )
 from sisrlib.experiments.evaluation.calibration import calibrate_dataset, fit_margin
-from sisrlib.experiments.evaluation.ceilings import (
-    CEILINGS_FILE,
-    Reference,
-    ceiling_references,
-    mean_true_flow,
-)
+from sisrlib.experiments.evaluation.ceilings import Reference, ceiling_references, mean_true_flow
 from sisrlib.experiments.evaluation.conventions import CONVENTIONS_FILE, conventions
+from sisrlib.experiments.evaluation.files import CALIBRATION_FILE, CEILINGS_FILE
 from sisrlib.experiments.evaluation.loop import evaluate_predictors
 from sisrlib.experiments.evaluation.oracle import OracleBatch, oracle_available
 from sisrlib.experiments.evaluation.params import EvaluationParams, RunSpec
@@ -326,7 +322,7 @@ def evaluate(
     if analyses:
         write_csv(pd.concat(analyses, ignore_index=True), output_dir / "dataset_analysis.csv")
     if calibrations:
-        write_csv(pd.concat(calibrations, ignore_index=True), output_dir / "distortion_calibration.csv")
+        write_csv(pd.concat(calibrations, ignore_index=True), output_dir / CALIBRATION_FILE)
     if ceilings:
         write_csv(pd.DataFrame(ceilings), output_dir / CEILINGS_FILE)
     table = metrics_frame(results)

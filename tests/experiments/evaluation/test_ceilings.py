@@ -15,12 +15,12 @@ from sisrlib.data.batch import Batch
 from sisrlib.errors import SisrError
 from sisrlib.experiments import report
 from sisrlib.experiments.evaluation.ceilings import (
-    CEILINGS_FILE,
     ceiling_references,
     hr_radiometry,
     mean_true_flow,
     systematic_offset,
 )
+from sisrlib.experiments.evaluation.files import CEILINGS_FILE
 from sisrlib.experiments.evaluation.loop import evaluate_predictors
 from sisrlib.experiments.evaluation.oracle import oracle_batch
 from sisrlib.experiments.evaluation.params import EvaluationParams, RunSpec
