@@ -94,7 +94,8 @@ class RegistrationParams:
     radiometric_model: RadiometricModel = "additive"
     #: Where SR training's registration flow comes from: ``network`` (the flow network: the method) or
     #: ``true_flow`` (the batch's stored true flow, simulated sites only: an oracle registration that shows
-    #: what the network's error costs; the radiometric correction then uses the true flow too).
+    #: what the network's error costs; the radiometric correction then uses the true flow too; ``checkpoint``
+    #: is required as for ``network``).
     flow_source: Literal["network", "true_flow"] = "network"
 
     def __post_init__(self) -> None:

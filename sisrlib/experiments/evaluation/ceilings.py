@@ -77,12 +77,12 @@ def mean_true_flow(batches: Iterable[Batch]) -> torch.Tensor:
     total, count = torch.zeros(2, dtype=torch.float64), 0
     for batch in batches:
         if batch.true_flow is None:
-            raise SisrError("a test batch carries no true flow: the ceilings need simulated sites")
+            raise SisrError("a batch carries no true flow: the ceilings need simulated sites")
         flow = batch.true_flow.double().cpu()
         total += flow.sum(dim=(0, 2, 3))
         count += flow.shape[0] * flow.shape[2] * flow.shape[3]
     if count == 0:
-        raise SisrError("the test split yielded no batch; the ceilings need at least one")
+        raise SisrError("the split yielded no batch: the ceilings need at least one")
     return (total / count).float()
 
 
