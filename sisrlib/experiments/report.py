@@ -147,10 +147,7 @@ def ceiling_value(ceilings: pd.DataFrame | None, dataset: str, reference: str, c
     """``column`` of the ceiling ``reference`` on ``dataset``; NaN when absent."""
     if ceilings is None or ceilings.empty:
         return math.nan
-    rows = ceilings[(ceilings["dataset"] == dataset) & (ceilings["reference"] == reference)]
-    if rows.empty or column not in rows.columns:
-        return math.nan
-    return float(rows[column].iloc[0])
+    return _cell(ceilings, dataset, "reference", reference, column)
 
 
 def headline_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -170,12 +167,18 @@ class MechanismCheck:
     detail: str
 
 
-def metric_value(table: pd.DataFrame, dataset: str, variant: str, column: str) -> float:
-    """``column`` of the row (``dataset``, ``variant``) of ``table``; NaN when the row or column is absent."""
-    rows = table[(table["dataset"] == dataset) & (table["variant"] == variant)]
+def _cell(table: pd.DataFrame, dataset: str, key: str, value: str, column: str) -> float:
+    """``column`` of the first row of ``table`` whose ``dataset`` and ``key`` columns are ``dataset`` and
+    ``value``; NaN when there is no such row or column."""
+    rows = table[(table["dataset"] == dataset) & (table[key] == value)]
     if rows.empty or column not in rows.columns:
         return math.nan
     return float(rows[column].iloc[0])
+
+
+def metric_value(table: pd.DataFrame, dataset: str, variant: str, column: str) -> float:
+    """``column`` of the row (``dataset``, ``variant``) of ``table``; NaN when the row or column is absent."""
+    return _cell(table, dataset, "variant", variant, column)
 
 
 def _check(
