@@ -16,7 +16,12 @@ from sisrlib.degradation import depthwise_filter, mtf_downscale, psf_kernel
 from sisrlib.experiments.evaluation.loop import ORACLE_METRICS, evaluate_predictors
 from sisrlib.experiments.evaluation.params import EvaluationParams, RunSpec
 from sisrlib.flow import flow_norm, simulate_flow, upsample_flow, warp
-from sisrlib.metrics.oracle import KeptDistortion, oracle_target, radiometric_decomposition
+from sisrlib.metrics.oracle import (
+    REFINE_ITERATIONS,
+    KeptDistortion,
+    oracle_target,
+    radiometric_decomposition,
+)
 from sisrlib.metrics.pixel import crop
 from sisrlib.predictors import BicubicPredictor, Predictor
 
@@ -93,7 +98,7 @@ def scene() -> tuple[torch.Tensor, torch.Tensor, KeptDistortion]:
     g = torch.Generator().manual_seed(3)
     target = _texture(4, 3, 80, seed=5)
     flow = simulate_flow(4, 40, 40, 0.8, 10.0, g, dtype=torch.float64) + 0.5
-    return target, flow, KeptDistortion(target, flow, margin_lr=6)
+    return target, flow, KeptDistortion(target, flow, margin_lr=6, iterations=REFINE_ITERATIONS)
 
 
 @pytest.mark.parametrize("kept", [0.0, 0.25, 0.5, 1.0])
@@ -116,6 +121,48 @@ def test_kept_distortion_is_blind_to_blur_gain_and_units(
     assert float(measure.fraction(1.3 * aligned / 10000 + 0.02).abs().max()) < 0.02  # reflectance, gain
     half = depthwise_filter(warp(target, upsample_flow(0.5 * flow, FACTOR)), psf_kernel(1.0, 0.1, 1.0))
     assert torch.allclose(measure.fraction(half), torch.full((4,), 0.5, dtype=torch.float64), atol=0.02)
+
+
+@pytest.mark.parametrize("offset", [(0.6, 0.0), (-0.3, 0.5), (0.4, -0.7)])
+def test_kept_distortion_reads_a_constant_translation_in_any_direction(
+    scene: tuple[torch.Tensor, torch.Tensor, KeptDistortion], offset: tuple[float, float]
+) -> None:
+    # the oracle geometry shifted by a constant offset (what a model without registration learns of the
+    # training sites' systematic offset): the residual distortion is the offset's norm, whatever its
+    # direction relative to each patch's flow
+    target, flow, measure = scene
+    o = torch.tensor(offset, dtype=torch.float64).view(1, 2, 1, 1)
+    pred = warp(target, upsample_flow(flow - o, FACTOR))
+    s, t = measure.fit(pred)
+    assert float(s.abs().max()) < 0.03
+    assert torch.allclose(t, o.view(1, 2).expand(4, 2), atol=0.03)
+    assert torch.allclose(
+        measure(pred), torch.full((4,), math.hypot(*offset), dtype=torch.float64), atol=0.03
+    )
+
+
+def test_kept_distortion_separates_a_kept_fraction_from_a_translation(
+    scene: tuple[torch.Tensor, torch.Tensor, KeptDistortion],
+) -> None:
+    target, flow, measure = scene
+    o = torch.tensor([0.3, -0.2], dtype=torch.float64).view(1, 2, 1, 1)
+    kept = 0.5 * flow + o
+    pred = warp(target, upsample_flow(flow - kept, FACTOR))
+    expected = crop(flow_norm(kept), 6).flatten(1).mean(dim=1)
+    assert torch.allclose(measure(pred), expected, atol=0.03)
+    # without the refinement, the grid over the fraction alone misses the translation
+    grid_only = KeptDistortion(target, flow, margin_lr=6, iterations=0)
+    assert float((grid_only(pred) - expected).abs().max()) > 0.05
+
+
+def test_kept_distortion_rejects_bad_settings(
+    scene: tuple[torch.Tensor, torch.Tensor, KeptDistortion],
+) -> None:
+    target, flow, measure = scene
+    with pytest.raises(ValueError, match="iterations"):
+        KeptDistortion(target, flow, iterations=-1)
+    with pytest.raises(ValueError, match="does not match the target"):
+        measure(target[..., :-2, :-2])
 
 
 class _Fixed(Predictor):
