@@ -179,7 +179,9 @@ class KeptDistortion:
         #: ``[S, B, C, n]``: centred, downscaled, cropped candidates ``G(s·f)`` of the grid.
         self.candidates = torch.stack(
             [
-                self._candidate(_parameters(torch.full((target.shape[0],), s, device=target.device)))
+                self._candidate(
+                    _parameters(torch.full((target.shape[0],), s, dtype=torch.float64, device=target.device))
+                )
                 for s in self.fractions.tolist()
             ]
         )
@@ -200,7 +202,14 @@ class KeptDistortion:
 
     def _downscaled(self, theta: torch.Tensor) -> torch.Tensor:
         """``[B, C, h, w]`` float32: ``D(G(k))`` of parameters ``theta`` ``[B, 3]``, uncropped."""
-        flow = self._flow - self._kept(theta)
+        # f − k written as (1 − s)·f − t with 1 − s in float64: on the grid (t = 0) these are, bit for bit,
+        # the flows of the measure by the fraction alone
+        theta = theta.to(self._flow.device)
+        scale, shift = (
+            (1.0 - theta[:, :1, None, None]).to(self._flow),
+            theta[:, 1:, None, None].to(self._flow),
+        )
+        flow = scale * self._flow - shift
         return mtf_downscale(warp(self._target, upsample_flow(flow, self.factor)), self.factor, self.mtf)
 
     def _centre(self, down: torch.Tensor) -> torch.Tensor:
