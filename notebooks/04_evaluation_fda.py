@@ -46,10 +46,11 @@ print(f"wrote {result.metrics_csv}")
 # %% [markdown]
 # ## Against the truly aligned reference (simulated sites)
 #
-# The registration network's `geom_mean` beside the oracle `oracle_geom` (LR px; `oracle_kept`: the fraction of the true flow kept, 0 = the input's geometry, 1 = the target's), and PSNR / FRR against the un-registered target beside the same against the oracle target.
+# The registration network's `geom_mean` beside the oracle `oracle_geom` (LR px; the distortion kept, fitted as a fraction `oracle_kept` of the true flow, 0 = the input's geometry, 1 = the target's, plus a constant translation of norm `oracle_offset`, LR px), and PSNR / FRR against the un-registered target beside the same against the oracle target.
 
 # %%
-columns = ["true_geom_mean", "geom_mean", "oracle_geom", "oracle_kept", "psnr", "oracle_psnr", "ssim",
+columns = ["true_geom_mean", "geom_mean", "oracle_geom", "oracle_kept", "oracle_offset",
+           "psnr", "oracle_psnr", "ssim",
            "oracle_ssim",
            "frr", "oracle_frr", "hf_excess_db"]
 shown = format_table(result.table, [c for c in columns if c in result.table])

@@ -123,6 +123,7 @@ CEILING_COLUMNS: tuple[str, ...] = (
     "offset_px",
     "oracle_psnr",
     "oracle_geom",
+    "oracle_offset",
     "geom_mean",
     "psnr",
     "frr",

@@ -80,10 +80,18 @@ SCALAR_METRICS: tuple[str, ...] = (
     "true_geom_mean",
     "oracle_geom",
     "oracle_kept",
+    "oracle_offset",
     "hf_excess_db",
 )
 #: Columns that are NaN when the test batches carry no truth (real data).
-ORACLE_METRICS: tuple[str, ...] = ("oracle_psnr", "oracle_ssim", "oracle_frr", "oracle_geom", "oracle_kept")
+ORACLE_METRICS: tuple[str, ...] = (
+    "oracle_psnr",
+    "oracle_ssim",
+    "oracle_frr",
+    "oracle_geom",
+    "oracle_kept",
+    "oracle_offset",
+)
 
 
 @dataclass
@@ -94,6 +102,7 @@ class ModelAccumulator:
     geom: Moments = field(default_factory=Moments)
     oracle_geom: Moments = field(default_factory=Moments)
     oracle_kept: Moments = field(default_factory=Moments)
+    oracle_offset: Moments = field(default_factory=Moments)
     profile: fda.ProfileAccumulator | None = None
     mosaic: list[torch.Tensor] = field(default_factory=list)
 
@@ -165,9 +174,10 @@ def update_model(
     if oracle is not None:
         acc.means.update("oracle_psnr", psnr(pred, oracle.target_r, params.data_range, m), n)
         acc.means.update("oracle_ssim", ssim(pred, oracle.target_r, params.data_range, m), n)
-        kept = oracle.kept.fraction(pred)
+        kept, translation = oracle.kept.fit(pred)
         acc.oracle_kept.update(kept)
-        acc.oracle_geom.update(kept.abs() * oracle.kept.true_mean)
+        acc.oracle_offset.update(translation.norm(dim=1))
+        acc.oracle_geom.update(oracle.kept.residual_distortion(kept, translation))
 
 
 def _first_context(
@@ -370,6 +380,7 @@ def evaluate_predictors(
             row["epe_true"], row["true_geom_mean"] = epe.mean, true_geom.mean
         if with_oracle and acc.oracle_geom.n:
             row["oracle_geom"], row["oracle_kept"] = acc.oracle_geom.mean, acc.oracle_kept.mean
+            row["oracle_offset"] = acc.oracle_offset.mean
         for name in ORACLE_METRICS:
             row.setdefault(name, math.nan)  # real data (no truth): the columns exist, NaN
         for name in perceptual.unavailable:

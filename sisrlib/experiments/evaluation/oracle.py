@@ -10,7 +10,7 @@ import torch
 
 from sisrlib.bands import dn_to_reflectance
 from sisrlib.data.batch import Batch
-from sisrlib.metrics.oracle import KeptDistortion, oracle_target
+from sisrlib.metrics.oracle import REFINE_ITERATIONS, KeptDistortion, oracle_target
 
 
 @dataclass
@@ -34,11 +34,14 @@ def oracle_available(batch: Batch) -> bool:
 
 def oracle_batch(batch: Batch, margin_lr: int, mtf: float | None) -> OracleBatch:
     """The oracle target of ``batch`` (see ``sisrlib.metrics.oracle``) in reflectance, and the kept-distortion
-    measure built on the target and the true flow (``margin_lr`` LR px ignored on every side)."""
+    measure built on the target and the true flow (``margin_lr`` LR px ignored on every side), fitting the
+    fraction of the true flow and a constant translation (``REFINE_ITERATIONS`` Gauss–Newton steps)."""
     assert batch.true_flow is not None and batch.true_radiometry is not None
     idx = [batch.input_bands.index(b) for b in batch.target_bands]
     oracle_dn = oracle_target(
         batch.target.float(), batch.inputs[:, idx].float(), batch.true_flow, batch.true_radiometry[:, idx]
     )
-    kept = KeptDistortion(batch.target, batch.true_flow, mtf=mtf, margin_lr=margin_lr)
+    kept = KeptDistortion(
+        batch.target, batch.true_flow, mtf=mtf, margin_lr=margin_lr, iterations=REFINE_ITERATIONS
+    )
     return OracleBatch(dn_to_reflectance(oracle_dn), kept)

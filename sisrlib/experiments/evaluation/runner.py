@@ -17,7 +17,8 @@ the one :class:`sisrlib.predictors.Predictor` contract), over its test split:
   bicubic-upsampled, target, prediction → ``frr``, ``arr``, ``prr``, ``fro``, ``fru``, ``fda_noise`` per band;
 * **oracle** metrics on embedded (simulated) sites only (NaN on real data): ``oracle_psnr``, ``oracle_ssim``,
   ``oracle_frr`` against the target brought exactly into the LR sensor's geometry and radiometry,
-  ``oracle_geom`` (the part of the true distortion the prediction keeps, LR px) and ``oracle_kept``;
+  ``oracle_geom`` (the distortion the prediction keeps, LR px: a fraction ``oracle_kept`` of the true flow
+  plus a constant translation of norm ``oracle_offset``, LR px);
 * optionally the perceptual metrics (``perceptual``) and the "sim" metrics (``sim``).
 
 Outputs under ``output_dir``: ``metrics.csv`` (one row per model: ``model``, ``dataset``, ``variant``, then
