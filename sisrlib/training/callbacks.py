@@ -1,4 +1,5 @@
-"""Lightning callbacks of a run: the checkpoints it writes and the random states saved in them.
+"""Lightning callbacks of a run: the checkpoints it writes, the random states saved in them, SLURM's requeue
+signal, and a warning when the adversarial term's discriminator never left chance.
 
 Every checkpoint is written atomically (:func:`save_checkpoint_atomic`: a temporary name in the same folder,
 renamed when complete), so that an interrupted run never leaves a partial ``.ckpt``.
@@ -7,6 +8,7 @@ renamed when complete), so that an interrupted run never leaves a partial ``.ckp
 from __future__ import annotations
 
 import logging
+import math
 import random
 import signal
 import threading
@@ -187,6 +189,45 @@ class DeferredRequeue(Callback):
             self._signal = None
 
 
+class DiscriminatorAtChance(Callback):
+    """Warns at the end of training when the adversarial term was inert: the discriminator's DRA-BCE loss
+    (``training/discriminator_dra``) never fell ``margin`` below ln 2, its value when the discriminator scores
+    real and super-resolved patches alike. The generator's adversarial gradient is then noise, and the run is
+    in effect a pixel-loss run. Seen with the U-Net discriminator without high-pass pre-filter on the quick
+    profile's windows: a prediction within a few per cent of the target leaves it at chance for 800 steps,
+    where ``training.adversarial.discriminator.hpf_mtf: 0.4`` lets it discriminate after about 550."""
+
+    METRIC = "training/discriminator_dra"
+
+    def __init__(self, name: str, min_steps: int = 100, margin: float = 0.01) -> None:
+        self.name = name
+        self.min_steps = min_steps
+        self.margin = margin
+        self.steps = 0
+        self.lowest = math.inf
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        value = trainer.callback_metrics.get(self.METRIC)
+        if value is None:
+            return
+        self.steps += 1
+        self.lowest = min(self.lowest, float(value))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.steps < self.min_steps or self.lowest < math.log(2.0) - self.margin:
+            return
+        LOGGER.warning(
+            "%s: the discriminator stayed at chance for its %d training steps (lowest DRA-BCE loss %.4f, "
+            "chance ln 2 = %.4f): the adversarial term did not act. Feed it the high frequencies "
+            "(training.adversarial.discriminator.hpf_mtf, e.g. 0.4), raise training.adversarial.lr, or train "
+            "longer.",
+            self.name,
+            self.steps,
+            self.lowest,
+            math.log(2.0),
+        )
+
+
 def _best(params: ExperimentParams, name: str, monitor: str) -> ModelCheckpoint:
     """Lightning's top-1 checkpoint ``<checkpoint_dir>/<name>.ckpt`` of the minimum of ``monitor``."""
     return ModelCheckpoint(
@@ -215,8 +256,9 @@ def brisque_available(params: ExperimentParams) -> bool:
 def run_callbacks(params: ExperimentParams) -> list[Callback]:
     """The callbacks of a run: ``best.ckpt`` (min ``validation/total_loss``), ``last.ckpt``, and the
     checkpoints of torchsisr asked for by ``training`` (``best_total.ckpt``, ``best_brisque.ckpt``,
-    ``step_{global_step:06d}.ckpt``); the learning-rate log, the random states, the epoch count and SLURM's
-    requeue signal handled between steps."""
+    ``step_{global_step:06d}.ckpt``); the learning-rate log, the random states, the epoch count, SLURM's
+    requeue signal handled between steps, and with the adversarial term a warning if its discriminator
+    never left chance."""
     tp = params.training
     callbacks: list[Callback] = [
         _best(params, "best", MONITOR),
@@ -232,11 +274,14 @@ def run_callbacks(params: ExperimentParams) -> list[Callback]:
         callbacks.append(_best(params, "best_brisque", MONITOR_BRISQUE))
     if tp.checkpoint_every_n_steps is not None:
         callbacks.append(StepCheckpoints(params.checkpoint_dir, tp.checkpoint_every_n_steps))
+    if tp.adversarial.enabled:
+        callbacks.append(DiscriminatorAtChance(params.name))
     return callbacks
 
 
 __all__ = [
     "DeferredRequeue",
+    "DiscriminatorAtChance",
     "EpochsCompleted",
     "RandomStates",
     "SaveLastCheckpoint",
