@@ -198,23 +198,30 @@ class DiscriminatorAtChance(Callback):
     where ``training.adversarial.discriminator.hpf_mtf: 0.4`` lets it discriminate after about 550."""
 
     METRIC = "training/discriminator_dra"
+    #: The DRA-BCE loss of a discriminator that scores real and fake alike (equal logits, any labels).
+    CHANCE = math.log(2.0)
 
     def __init__(self, name: str, min_steps: int = 100, margin: float = 0.01) -> None:
         self.name = name
         self.min_steps = min_steps
         self.margin = margin
         self.steps = 0
-        self.lowest = math.inf
+        # kept on the loss's device: reading it back every step would synchronise a GPU run
+        self.lowest: torch.Tensor | None = None
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         value = trainer.callback_metrics.get(self.METRIC)
         if value is None:
             return
         self.steps += 1
-        self.lowest = min(self.lowest, float(value))
+        value = value.detach()
+        self.lowest = value if self.lowest is None else torch.minimum(self.lowest, value)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.steps < self.min_steps or self.lowest < math.log(2.0) - self.margin:
+        if self.lowest is None or self.steps < self.min_steps:
+            return
+        lowest = float(self.lowest)
+        if lowest < self.CHANCE - self.margin:
             return
         LOGGER.warning(
             "%s: the discriminator stayed at chance for its %d training steps (lowest DRA-BCE loss %.4f, "
@@ -223,8 +230,8 @@ class DiscriminatorAtChance(Callback):
             "longer.",
             self.name,
             self.steps,
-            self.lowest,
-            math.log(2.0),
+            lowest,
+            self.CHANCE,
         )
 
 
