@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "pretrain-registration": ("pretrain_registration", "pre-train the optical-flow registration network"),
     "train": ("train", "train a super-resolution model from a params file"),
+    "fit-linear": (
+        "fit_linear",
+        "fit the least-squares linear filter of a run's data (an ONNX reference model)",
+    ),
     "evaluate": ("evaluate", "evaluate a model (checkpoint, EVOLAND ONNX or torchsisr) on a test split"),
     "benchmark-metrics": ("benchmark_metrics", "metrics-sensitivity benchmark over simulated distortions"),
     "export": ("export", "export a generator to ONNX for the EVOLAND sentinel2_superresolution tool"),

@@ -9,7 +9,7 @@ from sisrlib.commands.train import load_params, report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_arguments(parser)
+    _add_arguments(parser, "params YAML of the pre-training (params/<profile>/02_registration_*.yaml)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -17,7 +17,6 @@ def run(args: argparse.Namespace) -> int:
     if params.training.mode != "pretrain_registration":
         raise ValueError(
             f"{args.params}: training.mode is {params.training.mode!r}; registration pre-training params "
-            "need "
-            "training.mode: pretrain_registration (use `sisr train` for SR runs)"
+            "need training.mode: pretrain_registration (use `sisr train` for SR runs)"
         )
     return report(params, "pre-trained")

@@ -7,9 +7,11 @@ import argparse
 from sisrlib.run_params import ExperimentParams, load_experiment, parse_override
 from sisrlib.training.fit import fit, is_rank_zero
 
+TRAINING_PARAMS_HELP = "params YAML of the run (params/<profile>/03_training_*.yaml)"
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("params", help="params YAML of the run (params/<profile>/03_training_*.yaml)")
+
+def add_arguments(parser: argparse.ArgumentParser, params_help: str = TRAINING_PARAMS_HELP) -> None:
+    parser.add_argument("params", help=params_help)
     parser.add_argument(
         "--set",
         dest="overrides",

@@ -117,6 +117,9 @@ class ESRGANGenerator(SRModel):
         latent_size, growth_channels, residual_scaling: RRDB sizes (64, 32, 0.2 in the paper).
         upsampling_base: scale of every upsampling block (2).
         margin_rule: what ``margin`` reports (see the module docstring).
+        bicubic_residual: add the bicubic interpolation of the input to the decoder's output, so that the
+            network learns the residual over bicubic (global residual learning; needs ``out_bands ==
+            in_bands``). Off in torchsisr and by default.
     """
 
     def __init__(
@@ -130,6 +133,7 @@ class ESRGANGenerator(SRModel):
         residual_scaling: float = 0.2,
         upsampling_base: int = 2,
         margin_rule: MarginRule = "reference",
+        bicubic_residual: bool = False,
     ) -> None:
         for name, value in (
             ("in_bands", in_bands),
@@ -147,7 +151,12 @@ class ESRGANGenerator(SRModel):
         out = int(in_bands if out_bands is None else out_bands)
         if out < 1:
             raise ValueError(f"ESRGANGenerator: out_bands must be >= 1, got {out}")
+        if bicubic_residual and out != in_bands:
+            raise ValueError(
+                f"ESRGANGenerator: bicubic_residual needs out_bands == in_bands, got {out} and {in_bands}"
+            )
         super().__init__(in_bands, out, factor)
+        self.bicubic_residual = bool(bicubic_residual)
         self.upsampling_base = int(upsampling_base)
         self.rounded_factor = rounded_factor(self._factor, self.upsampling_base)
         self.num_blocks = int(num_blocks)
@@ -202,4 +211,7 @@ class ESRGANGenerator(SRModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Standardised ``[B, in_bands, h, w]`` → standardised ``[B, out_bands, h·factor, w·factor]``."""
         self.check_input(x)
-        return self.decode(self.encode(x))
+        y = self.decode(self.encode(x))
+        if self.bicubic_residual:
+            y = y + F.interpolate(x, size=y.shape[-2:], mode="bicubic", align_corners=False)
+        return y

@@ -14,7 +14,7 @@ class ModelParams:
     The EVOLAND CARN (torchsisr): 3 cascading blocks × 3 EResBlocks, 64 features per factor, groups 4.
     """
 
-    generator: Literal["esrgan", "carn", "bicubic"] = "esrgan"
+    generator: Literal["esrgan", "carn", "bicubic", "linear"] = "esrgan"
     factor: float = 2.0
     # ESRGAN (RRDB) generator
     num_blocks: int = 6
@@ -22,6 +22,9 @@ class ModelParams:
     growth_channels: int = 32
     residual_scaling: float = 0.2
     upsampling_base: int = 2
+    # Add the input's bicubic interpolation to the output (the network learns the residual over bicubic);
+    # off in torchsisr. Needs the same bands in and out.
+    bicubic_residual: bool = False
     # CARN
     carn_groups: int = 4
     carn_shared_weights: bool = True
@@ -29,6 +32,8 @@ class ModelParams:
     carn_cascading_blocks: int = 3
     carn_eres_blocks: int = 3
     kernel_size: int = 3
+    # Linear (polyphase) filter: its size in LR px (odd)
+    linear_kernel_size: int = 7
     # Joint 10 m + 20 m model: how the 20 m bands are brought to the 10 m grid (null: 10 m bands only).
     lr_to_hr: Literal["bicubic"] | None = None
     lr_to_hr_factor: float = 2.0
@@ -49,6 +54,7 @@ class ModelParams:
             "carn_cascading_blocks",
             "carn_eres_blocks",
             "kernel_size",
+            "linear_kernel_size",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -56,6 +62,8 @@ class ModelParams:
             raise ValueError(f"num_blocks must be >= 0, got {self.num_blocks}")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        if self.linear_kernel_size % 2 == 0:
+            raise ValueError(f"linear_kernel_size must be odd, got {self.linear_kernel_size}")
         if not self.lr_to_hr_factor > 0:
             raise ValueError(f"lr_to_hr_factor must be > 0, got {self.lr_to_hr_factor}")
 

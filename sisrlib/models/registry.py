@@ -19,6 +19,7 @@ from sisrlib.models.carn import CARN
 from sisrlib.models.discriminators import Discriminator, UNetDiscriminatorSN
 from sisrlib.models.esrgan import ESRGANGenerator
 from sisrlib.models.joint import JointSuperResolution
+from sisrlib.models.linear import PolyphaseLinear
 from sisrlib.models.params import DiscriminatorParams, ModelParams
 
 #: ``builder(params, in_bands, out_bands) -> SRModel`` (a single-grid SISR network).
@@ -67,6 +68,7 @@ def _esrgan(params: ModelParams, in_bands: int, out_bands: int) -> SRModel:
         residual_scaling=params.residual_scaling,
         upsampling_base=params.upsampling_base,
         margin_rule=params.margin_rule,
+        bicubic_residual=params.bicubic_residual,
     )
 
 
@@ -92,6 +94,11 @@ def _bicubic(params: ModelParams, in_bands: int, out_bands: int) -> SRModel:
             f"build_generator: the bicubic generator keeps its {in_bands} bands, it cannot output {out_bands}"
         )
     return BicubicInterpolation(in_bands, params.factor)
+
+
+@register_generator("linear")
+def _linear(params: ModelParams, in_bands: int, out_bands: int) -> SRModel:
+    return PolyphaseLinear(in_bands, params.factor, out_bands, kernel_size=params.linear_kernel_size)
 
 
 @register_discriminator("unet")

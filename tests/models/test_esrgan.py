@@ -141,3 +141,22 @@ def test_bad_input_is_a_clear_error() -> None:
 def test_bad_parameters(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ESRGANGenerator(4, **kwargs)  # type: ignore[arg-type]
+
+
+def test_bicubic_residual_adds_the_bicubic_interpolation() -> None:
+    torch.manual_seed(0)
+    plain = ESRGANGenerator(4, 2.0, num_blocks=1, latent_size=8, growth_channels=4)
+    residual = ESRGANGenerator(4, 2.0, num_blocks=1, latent_size=8, growth_channels=4, bicubic_residual=True)
+    residual.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 4, 10, 10)
+    bicubic = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+    torch.testing.assert_close(residual(x), plain(x) + bicubic)
+    with torch.no_grad():
+        residual.last_conv.weight.zero_()
+        residual.last_conv.bias.zero_()
+    torch.testing.assert_close(residual(x), bicubic)
+    assert residual.margin == plain.margin and residual.receptive_field == plain.receptive_field
+    with pytest.raises(ValueError, match=r"bicubic_residual needs out_bands == in_bands, got 3 and 4"):
+        ESRGANGenerator(4, 2.0, out_bands=3, num_blocks=1, bicubic_residual=True)
+    params = ModelParams(num_blocks=1, latent_size=8, growth_channels=4, bicubic_residual=True)
+    assert build_generator(params, 4).bicubic_residual  # type: ignore[union-attr]

@@ -14,6 +14,7 @@ from sisrlib.models.base import SRModel
 from sisrlib.models.bicubic import BicubicInterpolation
 from sisrlib.models.carn import CARN
 from sisrlib.models.esrgan import ESRGANGenerator
+from sisrlib.models.linear import PolyphaseLinear
 
 
 @pytest.mark.parametrize(
@@ -23,8 +24,10 @@ from sisrlib.models.esrgan import ESRGANGenerator
         ESRGANGenerator(4, 2.0, num_blocks=1, latent_size=8, growth_channels=4),
         CARN(4, 2.0, groups=2, features_per_factor=2, n_cascading=1, n_eres=2),
         BicubicInterpolation(4, 4.0),
+        ESRGANGenerator(4, 3.0, num_blocks=1, latent_size=8, growth_channels=4, bicubic_residual=True),
+        PolyphaseLinear(4, 2.0, kernel_size=7),
     ],
-    ids=["esrgan_x3", "esrgan_x2", "carn_x2", "bicubic_x4"],
+    ids=["esrgan_x3", "esrgan_x2", "carn_x2", "bicubic_x4", "esrgan_x3_bicubic_residual", "linear_x2"],
 )
 def test_onnx_export_dynamic_axes(model: SRModel) -> None:
     torch.manual_seed(0)

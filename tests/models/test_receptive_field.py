@@ -30,13 +30,20 @@ from sisrlib.models.bicubic import BicubicInterpolation
 from sisrlib.models.carn import CARN
 from sisrlib.models.esrgan import ESRGANGenerator
 from sisrlib.models.joint import JointSuperResolution
+from sisrlib.models.linear import PolyphaseLinear
 
 torch.set_default_dtype(torch.float32)
 
 
-def esrgan(factor: float, blocks: int = 1, base: int = 2) -> SRModel:
+def esrgan(factor: float, blocks: int = 1, base: int = 2, bicubic_residual: bool = False) -> SRModel:
     return ESRGANGenerator(
-        3, factor, num_blocks=blocks, latent_size=4, growth_channels=2, upsampling_base=base
+        3,
+        factor,
+        num_blocks=blocks,
+        latent_size=4,
+        growth_channels=2,
+        upsampling_base=base,
+        bicubic_residual=bicubic_residual,
     ).double()
 
 
@@ -55,6 +62,8 @@ MODELS: dict[str, Callable[[], SRModel]] = {
     "esrgan_x3": lambda: esrgan(3.0),
     "esrgan_x4": lambda: esrgan(4.0),
     "esrgan_x3_base3": lambda: esrgan(3.0, base=3),
+    "esrgan_x2_bicubic_residual": lambda: esrgan(2.0, bicubic_residual=True),
+    "esrgan_x3_bicubic_residual": lambda: esrgan(3.0, bicubic_residual=True),
     "carn_x2": lambda: carn(2.0),
     "carn_x3": lambda: carn(3.0),
     "carn_x4": lambda: carn(4.0),
@@ -63,6 +72,8 @@ MODELS: dict[str, Callable[[], SRModel]] = {
     "bicubic_x3": lambda: BicubicInterpolation(3, 3.0).double(),
     "bicubic_x4": lambda: BicubicInterpolation(3, 4.0).double(),
     "joint_carn_bicubic_x2": lambda: joint(2.0),
+    "linear_x2": lambda: PolyphaseLinear(3, 2.0, kernel_size=7).double(),
+    "linear_x4_k3": lambda: PolyphaseLinear(3, 4.0, kernel_size=3).double(),
 }
 
 

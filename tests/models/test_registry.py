@@ -11,6 +11,7 @@ from sisrlib.models.base import SRModel
 from sisrlib.models.bicubic import BicubicInterpolation
 from sisrlib.models.carn import CARN
 from sisrlib.models.esrgan import ESRGANGenerator
+from sisrlib.models.linear import PolyphaseLinear
 from sisrlib.models.params import DiscriminatorParams, ModelParams
 from sisrlib.models.registry import (
     DISCRIMINATORS,
@@ -23,12 +24,18 @@ from sisrlib.models.registry import (
 
 
 def test_every_params_name_has_a_builder() -> None:
-    assert set(GENERATORS) == {"esrgan", "carn", "bicubic"}
+    assert set(GENERATORS) == {"esrgan", "carn", "bicubic", "linear"}
     assert set(DISCRIMINATORS) == {"unet", "classification"}
 
 
 @pytest.mark.parametrize(
-    ("generator", "cls"), [("esrgan", ESRGANGenerator), ("carn", CARN), ("bicubic", BicubicInterpolation)]
+    ("generator", "cls"),
+    [
+        ("esrgan", ESRGANGenerator),
+        ("carn", CARN),
+        ("bicubic", BicubicInterpolation),
+        ("linear", PolyphaseLinear),
+    ],
 )
 def test_registry_builds_the_named_network_with_its_bands_and_factor(generator: str, cls: type) -> None:
     params = ModelParams(
@@ -49,7 +56,9 @@ def test_registry_builds_the_named_network_with_its_bands_and_factor(generator: 
 
 def test_unknown_names_list_the_registered_ones() -> None:
     params = dataclasses.replace(ModelParams(), generator="swinir")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"unknown generator 'swinir'; expected bicubic, carn or esrgan"):
+    with pytest.raises(
+        ValueError, match=r"unknown generator 'swinir'; expected bicubic, carn, esrgan or linear"
+    ):
         build_generator(params, 4)
     disc = dataclasses.replace(DiscriminatorParams(), kind="patchgan")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"unknown kind 'patchgan'; expected classification or unet"):

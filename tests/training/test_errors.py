@@ -120,3 +120,32 @@ def test_cli_mode_mismatch(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(to_mapping(tiny_params(tmp_path))))
     assert main(["pretrain-registration", str(path)]) == 2
     assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_cli_mode_mismatch_names_the_other_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sr = tmp_path / "sr.yaml"
+    sr.write_text(yaml.safe_dump(to_mapping(tiny_params(tmp_path))))
+    registration = tmp_path / "registration.yaml"
+    registration.write_text(
+        yaml.safe_dump(to_mapping(tiny_params(tmp_path, training={"mode": "pretrain_registration"})))
+    )
+    assert main(["pretrain-registration", str(sr)]) == 2
+    assert "training.mode is 'sr'" in capsys.readouterr().err
+    assert main(["train", str(registration)]) == 2
+    assert "use `sisr pretrain-registration`" in capsys.readouterr().err
+    _no_run(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [("train", "03_training_*.yaml"), ("pretrain-registration", "02_registration_*.yaml")],
+)
+def test_cli_help_names_the_params_file_of_the_command(
+    command: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    assert expected in capsys.readouterr().out
