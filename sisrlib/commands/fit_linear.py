@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import argparse
 
+from sisrlib.commands.train import add_arguments as add_run_arguments
+from sisrlib.commands.train import load_params
 from sisrlib.experiments.least_squares import fit_least_squares
 from sisrlib.export import check_export_output, export_dn_model
-from sisrlib.run_params import load_experiment, parse_override
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "params", help="params YAML of a super-resolution run (params/<profile>/03_training_*.yaml)"
-    )
-    parser.add_argument(
-        "--output", "-o", required=True, help="ONNX file to write (its .yaml is written beside)"
-    )
+    add_run_arguments(parser, "params YAML of a super-resolution run (params/<profile>/03_training_*.yaml)")
+    parser.add_argument("--output", "-o", required=True, help="ONNX file to write (its .yaml goes beside)")
     parser.add_argument("--kernel-size", type=int, default=7, help="filter size in LR px, odd (default 7)")
     parser.add_argument(
         "--target",
@@ -25,18 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fit against the target registered by the stored true flow (simulated sites; the default) "
         "or as read",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a params value by its dotted key (repeatable)",
-    )
 
 
 def run(args: argparse.Namespace) -> int:
-    params = load_experiment(args.params, dict(parse_override(text) for text in args.overrides))
+    params = load_params(args)
     if params.training.mode != "sr":
         raise ValueError(
             f"{args.params}: training.mode is {params.training.mode!r}; expected an SR run's params"
