@@ -27,7 +27,7 @@ class PolyphaseLinear(SRModel):
 
     def __init__(
         self, in_bands: int, factor: float = 2.0, out_bands: int | None = None, kernel_size: int = 7
-    ):
+    ) -> None:
         out = int(in_bands if out_bands is None else out_bands)
         super().__init__(in_bands, out, factor)
         r = round(self._factor)
