@@ -29,7 +29,7 @@ from sisrlib.bands import Standardisation, dn_to_reflectance, standardisation
 from sisrlib.data.batch import Batch
 from sisrlib.data.datamodule import build_datamodule
 from sisrlib.errors import SisrError
-from sisrlib.flow import upsample_flow, warp
+from sisrlib.experiments.evaluation.ceilings import registered_target
 from sisrlib.models.dn_model import DNModel
 from sisrlib.models.linear import PolyphaseLinear
 from sisrlib.run_params import ExperimentParams
@@ -54,17 +54,13 @@ class LeastSquaresFit:
 
 
 def _pairs(
-    batch: Batch, target: TargetKind, factor: int, input_std: Standardisation, target_std: Standardisation
+    batch: Batch, target: TargetKind, input_std: Standardisation, target_std: Standardisation
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Standardised input ``[B, C, h, w]`` and target ``[B, C_t, h·r, w·r]`` of one batch, float64."""
-    hr = batch.target.double()
     if target == "registered":
-        if batch.true_flow is None:
-            raise SisrError(
-                "the registered least-squares target needs the stored true flow, which only simulated "
-                "(embedded) sites carry; use the raw target on real data"
-            )
-        hr = warp(hr, upsample_flow(batch.true_flow.double(), factor))
+        hr = registered_target(batch, torch.float64, hint="fit against the raw target on real data")
+    else:
+        hr = batch.target.double()
     x = input_std.standardise(dn_to_reflectance(batch.inputs.double()))
     y = target_std.standardise(dn_to_reflectance(hr))
     return x, y
@@ -144,7 +140,7 @@ def fit_least_squares(
     input_std = standardisation(stats, datamodule.input_bands)
     target_std = standardisation(stats, datamodule.target_bands)
     loaders = (datamodule.train_dataloader(), datamodule.val_dataloader())
-    pairs = (_pairs(batch, target, r, input_std, target_std) for loader in loaders for batch in loader)
+    pairs = (_pairs(batch, target, input_std, target_std) for loader in loaders for batch in loader)
     weight, bias, rows, residual = solve_polyphase(pairs, r, kernel_size, border)
     net = PolyphaseLinear(len(input_std.bands), float(r), len(target_std.bands), kernel_size=kernel_size)
     net.conv.weight = nn.Parameter(weight.float())

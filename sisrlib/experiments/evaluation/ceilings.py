@@ -32,6 +32,7 @@ __all__ = [
     "ceiling_references",
     "hr_radiometry",
     "mean_true_flow",
+    "registered_target",
     "systematic_offset",
 ]
 
@@ -46,14 +47,24 @@ def _factor(batch: Batch) -> int:
     return factor
 
 
-def hr_radiometry(batch: Batch, oracle: OracleBatch) -> torch.Tensor:
-    """The target warped by the true flow (HR, bicubic, as the simulation warps it), in the HR sensor's
-    radiometry, reflectance ``[B, C_t, H, W]``."""
-    del oracle
+def registered_target(batch: Batch, dtype: torch.dtype = torch.float32, hint: str = "") -> torch.Tensor:
+    """The HR target warped into the input's geometry by the stored true flow (upsampled to HR, bicubic, as
+    the simulation warps it), still in the HR sensor's radiometry: DN ``[B, C_t, H, W]`` in ``dtype``. This is
+    the target a registration would give with a perfect flow. An error on a batch without a true flow (real
+    data), ending with ``hint`` when one is given."""
     if batch.true_flow is None:
-        raise SisrError("hr_radiometry needs the batch's true flow (simulated sites only)")
-    flow = upsample_flow(batch.true_flow.float(), _factor(batch))
-    return dn_to_reflectance(warp(batch.target.float(), flow))
+        message = (
+            "the registered target needs the stored true flow, which only simulated (embedded) sites carry"
+        )
+        raise SisrError(f"{message}; {hint}" if hint else message)
+    flow = upsample_flow(batch.true_flow.to(dtype), _factor(batch))
+    return warp(batch.target.to(dtype), flow)
+
+
+def hr_radiometry(batch: Batch, oracle: OracleBatch) -> torch.Tensor:
+    """:func:`registered_target` in reflectance ``[B, C_t, H, W]``: what geom is asked for."""
+    del oracle
+    return dn_to_reflectance(registered_target(batch))
 
 
 def systematic_offset(offset: torch.Tensor) -> Reference:

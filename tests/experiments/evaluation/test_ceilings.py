@@ -18,6 +18,7 @@ from sisrlib.experiments.evaluation.ceilings import (
     ceiling_references,
     hr_radiometry,
     mean_true_flow,
+    registered_target,
     systematic_offset,
 )
 from sisrlib.experiments.evaluation.files import CEILINGS_FILE
@@ -44,6 +45,21 @@ def test_mean_true_flow_is_the_pixel_mean_over_every_batch() -> None:
         mean_true_flow([_batch(with_truth=False)])
     with pytest.raises(SisrError, match="no batch"):
         mean_true_flow([])
+
+
+def test_the_registered_target_samples_the_target_at_the_true_flow() -> None:
+    batch = _batch()
+    b, _, h, w = batch.true_flow.shape  # type: ignore[union-attr]
+    # one LR px to the right, one up: the HR target read FACTOR px right and FACTOR px up
+    flow = torch.tensor([1.0, -1.0]).view(1, 2, 1, 1).expand(b, 2, h, w)
+    registered = registered_target(_with_flow(batch, flow), torch.float64)
+    assert registered.dtype == torch.float64 and registered.shape == batch.target.shape
+    expected = batch.target.double()[..., : -2 * FACTOR, 2 * FACTOR :]
+    torch.testing.assert_close(registered[..., FACTOR:-FACTOR, FACTOR:-FACTOR], expected, atol=1e-3, rtol=0)
+    with pytest.raises(SisrError, match=r"needs the stored true flow, which only simulated .*sites carry$"):
+        registered_target(_batch(with_truth=False))
+    with pytest.raises(SisrError, match=r"sites carry; use the raw target$"):
+        registered_target(_batch(with_truth=False), hint="use the raw target")
 
 
 def test_references_without_distortion_are_the_oracle_target() -> None:
