@@ -17,6 +17,10 @@ _TV = {
     "reference": "TV variation |TVp − TVr|/TVr ÷ batch size (torchsisr's)",
 }
 _KERNEL = {"exact": "exact PSF (half-width ⌈4σ⌉, ours)", "reference": "torchsisr's 7 × 7 PSF"}
+_FDA = {
+    "cropped": "FFT profiles of the patch less the margin (ours)",
+    "reference": "FFT profiles of the whole patch (torchsisr's)",
+}
 
 
 def conventions(params: EvaluationParams, notes: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -29,6 +33,7 @@ def conventions(params: EvaluationParams, notes: Mapping[str, str] | None = None
         "geometric_mtf": params.geometric_mtf,
         "fru_sign": params.fru_sign,
         "tv_variation": params.tv_variation,
+        "fda_margin": params.fda_margin,
         "checkpoint": params.checkpoint,
         "margin": params.margin,
         "perceptual": {name: notes.get(name, "computed") for name in params.perceptual},
@@ -45,6 +50,8 @@ def conventions_line(conv: Mapping[str, Any]) -> str:
         f"the geometric metric (MTF {conv['geometric_mtf']:g})",
         _FRU.get(conv["fru_sign"], conv["fru_sign"]),
         _TV.get(conv["tv_variation"], conv["tv_variation"]),
+        # written before the option existed: the whole patch
+        _FDA.get(conv.get("fda_margin", "reference"), str(conv.get("fda_margin"))),
         f"checkpoint {conv['checkpoint']}",
     ]
     perceptual = conv.get("perceptual") or {}

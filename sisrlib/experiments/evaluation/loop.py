@@ -118,6 +118,12 @@ class Context:
     factor: float
     reg_channel: int | None
     reg_std: Standardisation | None
+    #: HR pixels cropped on every side before the FFT profiles (``params.fda_margin``).
+    fda_crop: int = 0
+
+    def fda_view(self, images: torch.Tensor) -> torch.Tensor:
+        """The pixels of ``images`` (``[B, C, H, W]``, HR) the FDA profiles see."""
+        return crop(images, self.fda_crop)
 
 
 def registration_inputs(
@@ -170,7 +176,7 @@ def update_model(
         _, lm = lr_margin(m, ctx.factor)
         acc.geom.update(flow_norm(crop(flow, lm)))
     if acc.profile is not None and ctx.fda_bands:
-        acc.profile.update(pred[:, [ctx.bands.index(b) for b in ctx.fda_bands]])
+        acc.profile.update(ctx.fda_view(pred[:, [ctx.bands.index(b) for b in ctx.fda_bands]]))
     if oracle is not None:
         acc.means.update("oracle_psnr", psnr(pred, oracle.target_r, params.data_range, m), n)
         acc.means.update("oracle_ssim", ssim(pred, oracle.target_r, params.data_range, m), n)
@@ -205,7 +211,8 @@ def _first_context(
             reg_channel = None
         else:
             reg_std = standardisation(standardisation_name, [band])
-    return Context(bands, fda_bands, lr_shared, margin, batch.factor, reg_channel, reg_std)
+    fda_crop = margin if params.fda_margin == "cropped" else 0
+    return Context(bands, fda_bands, lr_shared, margin, batch.factor, reg_channel, reg_std, fda_crop)
 
 
 def evaluate_predictors(
@@ -287,11 +294,13 @@ def evaluate_predictors(
                 if key is not None and oracle_cache is not None:
                     oracle_cache[key] = oracle
             if oracle_profile is not None:
-                oracle_profile.update(oracle.target_r[:, [ctx.bands.index(b) for b in ctx.fda_bands]])
+                oracle_profile.update(
+                    ctx.fda_view(oracle.target_r[:, [ctx.bands.index(b) for b in ctx.fda_bands]])
+                )
         up = bicubic_input(batch, ctx.fda_bands) if ctx.fda_bands else None
         if target_profile is not None and input_profile is not None and up is not None:
-            target_profile.update(target_r[:, [ctx.bands.index(b) for b in ctx.fda_bands]])
-            input_profile.update(up)
+            target_profile.update(ctx.fda_view(target_r[:, [ctx.bands.index(b) for b in ctx.fda_bands]]))
+            input_profile.update(ctx.fda_view(up))
         if estimator is not None and ctx.reg_channel is not None:
             hr_band, in_band, _ = registration_inputs(ctx, target_r, inputs_r, batch.input_bands)
             flow = estimate_flow(

@@ -27,6 +27,11 @@ FruSign = Literal["positive", "reference"]
 #: patches) or ``reference`` (torchsisr's: |TV(pred) − TV(ref)|/TV(ref) with TV summed over the batch and
 #: divided by the batch size).
 TvVariation = Literal["signed_percent", "reference"]
+#: Pixels of the FDA's FFT profiles: ``cropped`` (ours: the patch less the evaluation margin, the pixels every
+#: other metric scores) or ``reference`` (torchsisr's: the whole patch, prediction margin included, where the
+#: convolutions see their zero padding and no loss ever constrained the model). Either way the crop or patch
+#: is zero-padded to ``fft_size``, so the frequency axis is the same.
+FdaMargin = Literal["cropped", "reference"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class EvaluationParams:
     margin: int | None = None
     #: FFT size of the FDA profiles (null: 2 × the target width, as torchsisr).
     fft_size: int | None = None
+    #: Which pixels the FDA profiles see (see ``FdaMargin``).
+    fda_margin: FdaMargin = "cropped"
     data_range: float = 1.0
     lr_mtf: float = 0.1
     geometric_mtf: float = 0.3

@@ -86,6 +86,37 @@ class _Blurred(BicubicPredictor):
         return torch.nn.functional.avg_pool2d(up, 3, stride=1, padding=1, count_include_pad=False)
 
 
+class _DarkBorder(BicubicPredictor):
+    """Bicubic inside, zero on a border of ``width`` HR px: a model whose margin is garbage."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__(BANDS, 2.0)
+        self.width = width
+
+    def predict_tensor(self, dn: torch.Tensor) -> torch.Tensor:
+        up = super().predict_tensor(dn)
+        inside = torch.zeros_like(up)
+        w = self.width
+        inside[..., w:-w, w:-w] = up[..., w:-w, w:-w]
+        return inside
+
+
+def test_fda_margin_option_decides_whether_the_border_reaches_the_profiles() -> None:
+    batch = _batch()
+    border, bicubic = _DarkBorder(2), BicubicPredictor(BANDS, 2.0)
+    # cropped (ours): the profiles see what the other metrics see, where this model is bicubic, exactly
+    ours, _ = evaluate_predictors([border, bicubic], [batch], _params())
+    for name in ("frr", "fru", "fro", "hf_excess_db"):
+        assert ours[0][name] == pytest.approx(ours[1][name], abs=1e-9), name
+    assert ours[1]["frr"] == 0 and ours[1]["hf_excess_db"] == 0
+    # reference (torchsisr's): the whole patch, so the dark border changes the spectrum
+    ref, _ = evaluate_predictors([border, bicubic], [batch], _params(fda_margin="reference"))
+    assert ref[0]["hf_excess_db"] != pytest.approx(0.0, abs=1e-3)
+    assert ref[1]["hf_excess_db"] == 0
+    # the pixel metrics never saw the border: the same either way
+    assert ref[0]["psnr"] == ours[0]["psnr"]
+
+
 def test_psf_kernel_option_reaches_lr_fidelity() -> None:
     batch = _batch(factor=4, hr=64)
     bicubic = BicubicPredictor(BANDS, 4.0)
@@ -164,10 +195,15 @@ def test_conventions_say_which_are_used(tmp_path: Path) -> None:
     assert "(ours)" in ours and "torchsisr" not in ours and "checkpoint best" in ours
     paper = conventions(
         _params(
-            psf_kernel="reference", fru_sign="reference", tv_variation="reference", checkpoint="best_total"
+            psf_kernel="reference",
+            fru_sign="reference",
+            tv_variation="reference",
+            fda_margin="reference",
+            checkpoint="best_total",
         )
     )
     line = conventions_line(paper)
-    assert line.count("torchsisr's") == 3 and "checkpoint best_total" in line
+    assert line.count("torchsisr's") == 4 and "checkpoint best_total" in line
+    assert "FFT profiles of the whole patch" in line and "less the margin (ours)" in ours
     assert json.loads(json.dumps(paper)) == paper
     assert np.isfinite(paper["lr_mtf"])
