@@ -19,7 +19,7 @@ STAGES := 01 02 03 04 05 06 07 08 09
 # oversubscribing them, and the numbers are the same whatever JOBS is.
 PAPERMILL := OMP_NUM_THREADS=1 $(VENV)/bin/papermill --kernel $(KERNEL) --cwd $(CURDIR) --no-progress-bar --log-level WARNING
 
-.PHONY: help env test test-unit test-notebooks lint paper paper-notebooks check-params lab clean clean-paper
+.PHONY: help env test test-unit test-notebooks lint paper paper-notebooks check-params readme lab clean clean-paper
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -77,6 +77,9 @@ paper-notebooks: $(BUILD)/.params-checked $(ALL_OUTPUTS)
 
 check-params: env ## validate every params file of PROFILE (schema, and the datasets of the paper profile)
 	$(PY) -m sisrlib.pipeline check params/$(PROFILE)
+
+readme: env ## copy the committed result tables (figures/*/*.md) into README.md between their markers
+	$(PY) -m sisrlib.experiments.readme_tables README.md
 
 $(BUILD)/.params-checked: $(wildcard params/$(PROFILE)/*.yaml $(addsuffix /*.yaml,$(PROFILE_BASES))) | $(ENV_STAMP)
 	@mkdir -p $(BUILD)
