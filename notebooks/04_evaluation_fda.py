@@ -60,10 +60,10 @@ display(Markdown(report.to_markdown(shown)))
 # ## Signal attenuation per band: target, bicubic input and every model's prediction
 #
 # The radial FFT profiles (and FRR, FRO, FRU) are computed on the pixels every other metric scores, the patch
-# less the evaluation margin, zero-padded to twice the patch width (`fda_margin: cropped`). torchsisr takes the
-# whole patch (`fda_margin: reference`, the paper profile's choice), margin included, where a network's
-# convolutions see their zero padding and no loss constrains it: its untrained border then weighs on the
-# highest frequencies.
+# less the evaluation margin, zero-padded to twice its width as torchsisr pads its patch (`fda_margin: cropped`).
+# torchsisr takes the whole patch (`fda_margin: reference`, the paper profile's choice), margin included, where a
+# network's convolutions see their zero padding and no loss constrains it: its untrained border then weighs on
+# the highest frequencies.
 
 # %%
 for path in profile_figures(result, params.figures_dir):

@@ -126,6 +126,22 @@ class Context:
         return crop(images, self.fda_crop)
 
 
+def fda_fft_size(height: int, width: int, crop_px: int) -> int:
+    """FFT size of the FDA profiles of ``height × width`` HR patches less ``crop_px`` on every side, when the
+    params leave it to the data: twice the analysed extent, rounded up to a multiple of 4, as torchsisr pads
+    its whole patch (``2·W``). The frequency axis (units of Nyquist) is the same for any size; what the
+    padding factor of 2 keeps is where the ring samples fall on the sinc of the window's edges. A crop padded
+    to the whole patch's size instead (96 px into 256) samples that sinc at a position that drifts from ring
+    to ring, and every profile ripples by several dB."""
+    extent = max(height, width) - 2 * crop_px
+    if extent < 2:
+        raise SisrError(
+            f"the FDA crop of {crop_px} HR px per side leaves {extent} px of a {height}×{width} patch; "
+            "lower the evaluation margin or set fda_margin: reference"
+        )
+    return 4 * math.ceil(2 * extent / 4)
+
+
 def registration_inputs(
     ctx: Context, hr: torch.Tensor, inputs_r: torch.Tensor, input_bands: Sequence[str]
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -263,7 +279,7 @@ def evaluate_predictors(
         h, w = target_r.shape[-2:]
         if ctx is None:
             ctx = _first_context(batch, params, estimator, registration_channel, standardisation_name)
-            fft_size = params.fft_size or 2 * w
+            fft_size = params.fft_size or fda_fft_size(h, w, ctx.fda_crop)
             with_oracle = oracle_available(batch)
             if ctx.fda_bands:
                 target_profile = fda.ProfileAccumulator(fft_size)

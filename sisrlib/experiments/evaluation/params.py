@@ -29,8 +29,9 @@ FruSign = Literal["positive", "reference"]
 TvVariation = Literal["signed_percent", "reference"]
 #: Pixels of the FDA's FFT profiles: ``cropped`` (ours: the patch less the evaluation margin, the pixels every
 #: other metric scores) or ``reference`` (torchsisr's: the whole patch, prediction margin included, where the
-#: convolutions see their zero padding and no loss ever constrained the model). Either way the crop or patch
-#: is zero-padded to ``fft_size``, so the frequency axis is the same.
+#: convolutions see their zero padding and no loss ever constrained the model). Either way the pixels seen are
+#: zero-padded to twice their width (``fft_size: null``), as torchsisr pads its patch; the frequency axis, in
+#: units of Nyquist, is the same.
 FdaMargin = Literal["cropped", "reference"]
 
 
@@ -83,7 +84,8 @@ class EvaluationParams:
     bicubic: bool = True
     #: Output pixels ignored on every side (null: each run's ``training.validation_margin``, at most H/4).
     margin: int | None = None
-    #: FFT size of the FDA profiles (null: 2 × the target width, as torchsisr).
+    #: FFT size of the FDA profiles (null: 2 × the width of the pixels they see, as torchsisr: the patch, or
+    #: the patch less the margin with ``fda_margin: cropped``).
     fft_size: int | None = None
     #: Which pixels the FDA profiles see (see ``FdaMargin``).
     fda_margin: FdaMargin = "cropped"

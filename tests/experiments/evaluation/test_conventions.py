@@ -14,13 +14,15 @@ import torch
 
 from sisrlib.data.batch import Batch
 from sisrlib.degradation import simulate_lr, upsample
+from sisrlib.errors import SisrError
 from sisrlib.experiments.evaluation import perceptual as perceptual_module
 from sisrlib.experiments.evaluation.conventions import conventions, conventions_line
-from sisrlib.experiments.evaluation.loop import evaluate_predictors
+from sisrlib.experiments.evaluation.loop import evaluate_predictors, fda_fft_size
 from sisrlib.experiments.evaluation.params import EvaluationParams, RunSpec
 from sisrlib.experiments.evaluation.runs import resolve_checkpoint
 from sisrlib.experiments.evaluation.simulation import simulated_batch
-from sisrlib.metrics.pixel import lr_fidelity, rmse, tv_variation, tv_variation_reference
+from sisrlib.metrics import fda
+from sisrlib.metrics.pixel import crop, lr_fidelity, rmse, tv_variation, tv_variation_reference
 from sisrlib.predictors import BicubicPredictor
 from tests.helpers.training_fakes import FakeDataModule
 
@@ -115,6 +117,37 @@ def test_fda_margin_option_decides_whether_the_border_reaches_the_profiles() -> 
     assert ref[1]["hf_excess_db"] == 0
     # the pixel metrics never saw the border: the same either way
     assert ref[0]["psnr"] == ours[0]["psnr"]
+
+
+def test_fda_fft_size_is_twice_the_pixels_seen_as_torchsisr_pads_its_patch() -> None:
+    assert fda_fft_size(128, 128, 0) == 256  # torchsisr: 2 × W of the whole patch
+    assert fda_fft_size(128, 128, 16) == 192  # the quick profile's crop: 96 px, padded by 2 as well
+    assert fda_fft_size(30, 30, 2) == 52  # 2 × 26, a multiple of 4
+    assert fda_fft_size(31, 31, 2) == 56  # 2 × 27 = 54, rounded up to a multiple of 4
+    with pytest.raises(SisrError, match="leaves 0 px of a 32×32 patch; lower the evaluation margin"):
+        fda_fft_size(32, 32, 16)
+
+
+@pytest.mark.parametrize(("fda_margin", "crop_px"), [("cropped", 2), ("reference", 0)])
+def test_fda_profiles_are_the_pixels_seen_padded_to_twice_their_width(fda_margin: str, crop_px: int) -> None:
+    """Known answer: the bicubic row's profiles are those of the crop (or the whole patch) of the bicubic
+    prediction, the target and the input, each zero-padded to twice the analysed width."""
+    batch = _batch()
+    bicubic = BicubicPredictor(BANDS, 2.0)
+    _, extras = evaluate_predictors([bicubic], [batch], _params(fda_margin=fda_margin))
+    size = 2 * (32 - 2 * crop_px)
+    up = upsample(batch.inputs / 10000.0, 2.0)
+    freqs, expected_input = fda.fft_profile(crop(up, crop_px), size)
+    _, expected_target = fda.fft_profile(crop(batch.target / 10000.0, crop_px), size)
+    profiles = extras["profiles"][0]  # [input, target, prediction] × [R, C]
+    assert np.allclose(extras["freqs"], freqs.numpy())
+    assert len(extras["freqs"]) == size // 4
+    for got, want in (
+        (profiles[0], expected_input),
+        (profiles[1], expected_target),
+        (profiles[2], expected_input),
+    ):
+        assert np.allclose(got, want.T.numpy(), rtol=1e-4, equal_nan=True)
 
 
 def test_psf_kernel_option_reaches_lr_fidelity() -> None:
