@@ -74,7 +74,8 @@ def test_known_answers_of_the_predictors() -> None:
     assert bicubic["frr"] == pytest.approx(0.0, abs=1e-9) and bicubic["fru"] == pytest.approx(0.0, abs=1e-9)
     assert 0 < bicubic["psnr"] < 100 and bicubic["prr"] == oracle["prr"] > 0
     assert set(f"lr_rmse_{b}" for b in bands) <= set(bicubic)
-    assert extras["profiles"][0].shape == (3, 16, 4) and extras["freqs"].shape == (16,)
+    # the 32 px patches less the 2 px margin, padded to twice the 28 px: 56 / 4 = 14 rings
+    assert extras["profiles"][0].shape == (3, 14, 4) and extras["freqs"].shape == (14,)
     assert extras["patches"] == 4 and extras["mosaics"]["target"].shape[0] == 4
 
 
@@ -104,8 +105,9 @@ def test_evaluate_runs_writes_the_table_and_outputs(runs: dict[str, Path], tmp_p
     assert bicubic["frr"] == pytest.approx(0.0, abs=1e-6)
     run_dir = out / "fake_fake_baseline"
     profiles = np.load(run_dir / "fft_profiles.npy")
-    assert profiles.shape == (3, 16, 4) and np.isnan(profiles[:, 0]).all()
-    assert np.load(run_dir / "fft_freqs.npy").shape == (16,)
+    # the runs' validation margin (2 px) off the 32 px patches: the 28 px crop padded to 56, 14 rings
+    assert profiles.shape == (3, 14, 4) and np.isnan(profiles[:, 0]).all()
+    assert np.load(run_dir / "fft_freqs.npy").shape == (14,)
     for name in ("fft_profiles.png", "target.tif", "pred.tif", "input.tif", "pred.png"):
         assert (run_dir / name).is_file(), name
     assert any((tmp_path / "figures").glob("*fft_profiles.png"))
